@@ -1,0 +1,306 @@
+//! The engine's published state: what every view (dashboard, headless, tests) reads.
+//!
+//! A `Snapshot` is a plain value sent on a `watch` channel; views never see the
+//! engine's internals and never block it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::metrics::TrackPair;
+
+/// The procedure's stages, in order. `Finalize` and `Rollback` share the seventh row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageName {
+    Prepare,
+    Checkpoint,
+    Deploy,
+    Smoke,
+    Traffic,
+    Verify,
+    Finalize,
+    Rollback,
+}
+
+impl StageName {
+    pub const ALL: [StageName; 8] = [
+        StageName::Prepare,
+        StageName::Checkpoint,
+        StageName::Deploy,
+        StageName::Smoke,
+        StageName::Traffic,
+        StageName::Verify,
+        StageName::Finalize,
+        StageName::Rollback,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageName::Prepare => "prepare",
+            StageName::Checkpoint => "checkpoint",
+            StageName::Deploy => "deploy",
+            StageName::Smoke => "smoke",
+            StageName::Traffic => "traffic",
+            StageName::Verify => "verify",
+            StageName::Finalize => "finalize",
+            StageName::Rollback => "rollback",
+        }
+    }
+
+    /// 1-based position in the procedure (finalize and rollback are both 7).
+    pub fn number(self) -> usize {
+        match self {
+            StageName::Rollback => 7,
+            other => other as usize + 1,
+        }
+    }
+}
+
+impl std::fmt::Display for StageName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageStatus {
+    Pending,
+    Running,
+    Passed,
+    /// Passed with a warning from an optional check.
+    Warned,
+    Failed,
+    /// Not reached (an earlier stage failed or the deployment ended).
+    Skipped,
+    /// The config leaves this stage out; it passes.
+    NotConfigured,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Pending,
+    Running,
+    /// A manual check waiting for the operator's `a`.
+    WaitingApproval,
+    Passed,
+    Failed,
+    Warned,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckView {
+    pub name: String,
+    /// "run", "http", "tcp", "manual" or "artifact".
+    pub kind: &'static str,
+    /// What the check does, one line (command, URL, address or prompt).
+    pub target: String,
+    pub status: CheckStatus,
+    /// Set while running (time so far at publication) and when finished.
+    pub duration: Option<Duration>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub attempt: u32,
+    pub optional: bool,
+    /// Last lines of output (run) or the failure message.
+    pub output_tail: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageView {
+    pub name: StageName,
+    pub status: StageStatus,
+    pub checks: Vec<CheckView>,
+}
+
+impl StageView {
+    /// Checks finished (passed, warned, failed or skipped) and the total.
+    pub fn counts(&self) -> (usize, usize) {
+        let done = self
+            .checks
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.status,
+                    CheckStatus::Passed
+                        | CheckStatus::Warned
+                        | CheckStatus::Failed
+                        | CheckStatus::Skipped
+                )
+            })
+            .count();
+        (done, self.checks.len())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Inconclusive,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// One analysis sample, kept for the charts.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalysisPoint {
+    /// Seconds since the deployment started.
+    pub t: f64,
+    pub at: DateTime<Utc>,
+    pub weight: u8,
+    pub pair: TrackPair,
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+}
+
+/// The thresholds in force, drawn on the charts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Thresholds {
+    pub max_error_rate: Option<f64>,
+    pub max_p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    Canary,
+    BlueGreen,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Canary => "canary",
+            Strategy::BlueGreen => "blue-green",
+        }
+    }
+}
+
+/// The traffic stage as the traffic-split pane shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrafficView {
+    pub strategy: Strategy,
+    pub steps: Vec<u8>,
+    pub router: &'static str,
+    /// Weight the router applies now (percent to the canary).
+    pub current_weight: u8,
+    /// A weight asked for and not yet confirmed by the router.
+    pub requested_weight: Option<u8>,
+    /// The next planned step above the current weight.
+    pub next_step: Option<u8>,
+    pub waiting_approval: bool,
+    pub paused: bool,
+    /// Healthy bake time accumulated at this step, and the bake asked for.
+    pub baked: Duration,
+    pub bake: Duration,
+    /// Time from the last rollback request to the weight applied.
+    pub rollback_weight_ms: Option<f64>,
+    pub approval_manual: bool,
+}
+
+/// What the engine waits for from the operator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Gate {
+    /// A manual check: `a` confirms it.
+    Manual {
+        stage: StageName,
+        check: String,
+        prompt: String,
+    },
+    /// A canary step: `a` advances to `to` percent.
+    Step { from: u8, to: u8 },
+    /// Analysis failed with on_failure = "pause": the operator decides.
+    AnalysisHold { reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    RolledBack,
+    RollbackFailed,
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::RollbackFailed => "rollback_failed",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+
+    /// The process exit code of SPEC §2.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Succeeded => 0,
+            Outcome::Failed => 1,
+            Outcome::RolledBack => 3,
+            Outcome::RollbackFailed => 4,
+            Outcome::Interrupted => 5,
+        }
+    }
+}
+
+/// Where the deployment is, as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Starting,
+    Running,
+    RollingBack,
+    Finished,
+}
+
+/// Everything a view needs to draw the deployment, published after each change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub deployment_id: String,
+    pub service: String,
+    pub version: String,
+    pub previous: Option<String>,
+    pub environment: Option<String>,
+    pub operator: String,
+    pub journal_path: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub phase: Phase,
+    pub current_stage: Option<StageName>,
+    /// Seven rows: prepare .. verify, then finalize or (once started) rollback.
+    pub stages: Vec<StageView>,
+    pub traffic: Option<TrafficView>,
+    /// Recent analysis samples, oldest first (bounded).
+    pub samples: Vec<AnalysisPoint>,
+    pub thresholds: Thresholds,
+    pub verdict: Option<Verdict>,
+    pub gate: Option<Gate>,
+    pub outcome: Option<Outcome>,
+    /// The latest message worth a line on screen (failure reason, rollback cause...).
+    pub message: Option<String>,
+    /// Bumped on every publication, so views can tell a change cheaply.
+    pub revision: u64,
+}
+
+impl Snapshot {
+    pub fn stage(&self, name: StageName) -> Option<&StageView> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}

@@ -1,0 +1,9 @@
+//! cutover: run a deployment as a procedure and steer canary and blue-green
+//! releases live. The binary in `main.rs` is the command line over this library.
+
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod metrics;
+pub mod router;
+pub mod ui;

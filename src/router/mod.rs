@@ -1,0 +1,47 @@
+//! Routers: what moves traffic between the stable and the canary version.
+//!
+//! The engine only sees the [`Router`] trait; each implementation is one file.
+
+pub mod builtin;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::metrics::TrafficStats;
+
+/// Why a router could not set or read the weight.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error("{router} router: {message}")]
+    Failed { router: String, message: String },
+}
+
+impl RouterError {
+    pub fn new(router: &str, message: impl Into<String>) -> Self {
+        RouterError::Failed {
+            router: router.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Moves traffic: `weight` is the percent of requests sent to the canary (0..=100).
+#[async_trait]
+pub trait Router: Send + Sync {
+    /// Short name for logs and the journal ("builtin", "haproxy", ...).
+    fn kind(&self) -> &'static str;
+    /// Returns once the weight is applied and holds from the next request.
+    async fn set_weight(&self, weight: u8) -> Result<(), RouterError>;
+    /// Reads the weight the router really applies now.
+    async fn current_weight(&self) -> Result<u8, RouterError>;
+}
+
+/// A router built from the plan, with the built-in router's own traffic counts
+/// when it is the built-in one (the built-in metric source reads them).
+pub struct BuiltRouter {
+    pub router: Arc<dyn Router>,
+    pub stats: Option<Arc<TrafficStats>>,
+    /// Where clients connect (built-in router only).
+    pub listen: Option<std::net::SocketAddr>,
+}

@@ -1,0 +1,1 @@
+//! The operator's dashboard (ratatui): one view of the engine.
