@@ -1,6 +1,7 @@
 //! The deployment plan: loading, strict validation with file:line:col errors,
 //! `${env:NAME}` expansion, and the validated [`Plan`] the engine runs.
 
+mod describe;
 mod raw;
 
 use std::collections::{BTreeMap, HashSet};

@@ -33,3 +33,10 @@ impl DemoApp {
 
     pub fn shutdown(&self) {}
 }
+
+/// Serves until ctrl-c or SIGTERM.
+pub async fn serve_forever(cfg: DemoAppConfig) -> std::io::Result<()> {
+    let _app = DemoApp::start(cfg).await?;
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(())
+}
