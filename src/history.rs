@@ -24,7 +24,9 @@ pub struct Summary {
 /// Reads one journal into a summary (None when it has no start event).
 pub fn summarize(path: &Path) -> std::io::Result<Option<Summary>> {
     let events = journal::read_events(path)?;
-    let Some(first) = events.first() else { return Ok(None) };
+    let Some(first) = events.first() else {
+        return Ok(None);
+    };
     if first.get("event").and_then(|e| e.as_str()) != Some("deployment_started") {
         return Ok(None);
     }
@@ -81,7 +83,9 @@ pub fn all(state_dir: &Path) -> std::io::Result<Vec<Summary>> {
 /// The newest journal of a state dir that has no `deployment_finished`.
 pub fn unfinished(state_dir: &Path) -> std::io::Result<Option<PathBuf>> {
     let list = journal::list(state_dir)?;
-    let Some(last) = list.last() else { return Ok(None) };
+    let Some(last) = list.last() else {
+        return Ok(None);
+    };
     Ok(match summarize(last)? {
         Some(s) if s.outcome == "unfinished" => Some(last.clone()),
         _ => None,
@@ -98,7 +102,16 @@ pub fn format_duration_ms(ms: Option<u64>) -> String {
 
 /// The table `cutover history` prints.
 pub fn table(rows: &[Summary]) -> String {
-    let header = ["ID", "SERVICE", "VERSIONS", "OUTCOME", "STARTED (UTC)", "DURATION", "OPERATOR", "APPROVED BY"];
+    let header = [
+        "ID",
+        "SERVICE",
+        "VERSIONS",
+        "OUTCOME",
+        "STARTED (UTC)",
+        "DURATION",
+        "OPERATOR",
+        "APPROVED BY",
+    ];
     let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
@@ -107,7 +120,10 @@ pub fn table(rows: &[Summary]) -> String {
                 r.service.clone(),
                 format!("{} → {}", r.previous.as_deref().unwrap_or("?"), r.version),
                 r.outcome.clone(),
-                r.started.replace('T', " ").trim_end_matches('Z').to_string(),
+                r.started
+                    .replace('T', " ")
+                    .trim_end_matches('Z')
+                    .to_string(),
                 format_duration_ms(r.duration_ms),
                 r.operator.clone(),
                 if r.approved_by.is_empty() {

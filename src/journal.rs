@@ -107,7 +107,8 @@ impl Journal {
         for (k, v) in fields {
             obj.insert(k, v);
         }
-        let unsigned = serde_json::to_string(&serde_json::Value::Object(obj)).map_err(io::Error::other)?;
+        let unsigned =
+            serde_json::to_string(&serde_json::Value::Object(obj)).map_err(io::Error::other)?;
         let hash = chain_hash(&self.prev_hash, &unsigned);
         let text = sign(&unsigned, &hash);
         let mut buf = text.clone().into_bytes();
@@ -193,7 +194,8 @@ pub fn verify(path: &Path) -> io::Result<VerifyReport> {
         let expected = chain_hash(&prev, &unsigned);
         if expected != hash {
             return Ok(bad(
-                "hash does not match: the line or one before it was changed, or a line was removed".into(),
+                "hash does not match: the line or one before it was changed, or a line was removed"
+                    .into(),
             ));
         }
         let seq = serde_json::from_str::<serde_json::Value>(&unsigned)
@@ -271,7 +273,11 @@ mod tests {
         assert!(r.problem.is_none());
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let dmode = fs::metadata(dir.path().join("deployments")).unwrap().permissions().mode() & 0o777;
+        let dmode = fs::metadata(dir.path().join("deployments"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(dmode, 0o700);
 
         let text = fs::read_to_string(&path).unwrap();

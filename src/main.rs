@@ -240,7 +240,7 @@ async fn execute(
             return EXIT_USAGE;
         }
     }
-    init_plain_logging(show.json);
+    cutover::logging::init_plain(!show.json);
     let mut opts = EngineOptions::new(engine::operator_from_env());
     opts.auto_approve = show.auto_approve;
     opts.router = router;
@@ -253,7 +253,11 @@ async fn execute(
     };
     on_start(&handle);
     spawn_signal_forwarder(handle.commands.clone());
-    let format = if show.json { Format::Json } else { Format::Text };
+    let format = if show.json {
+        Format::Json
+    } else {
+        Format::Text
+    };
     let mut out = std::io::stdout().lock();
     while let Some(record) = handle.records.recv().await {
         if headless::print_record(&mut out, &record, format).is_err() {
@@ -273,19 +277,6 @@ async fn execute(
         eprintln!("journal: {}", handle.journal_path.display());
     }
     outcome.exit_code()
-}
-
-/// Check output and decisions on stderr, so stdout keeps one line per event.
-fn init_plain_logging(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let default = if json { "warn" } else { "warn,cutover::output=info" };
-    let filter = EnvFilter::try_from_env("CUTOVER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .try_init();
 }
 
 /// SIGINT, SIGTERM and SIGHUP become engine commands: traffic is held (or, for
@@ -499,7 +490,11 @@ fn show_cmd(args: ShowArgs) -> i32 {
         return 0;
     }
     for e in events {
-        let ts = e.get("ts").and_then(|t| t.as_str()).unwrap_or("").to_string();
+        let ts = e
+            .get("ts")
+            .and_then(|t| t.as_str())
+            .unwrap_or("")
+            .to_string();
         match serde_json::from_value::<engine::Event>(e) {
             Ok(ev) => println!("{ts}  {}", ev.describe()),
             Err(_) => println!("{ts}  (an event this version does not know)"),

@@ -35,7 +35,13 @@ pub async fn get(
         None => (200..300).contains(&status),
     };
     let body = resp.text().await.unwrap_or_default();
-    let first_line: String = body.lines().next().unwrap_or("").chars().take(200).collect();
+    let first_line: String = body
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect();
     if !status_ok {
         let want = expect_status
             .map(|s| s.to_string())

@@ -128,10 +128,22 @@ pub async fn run(
     let tail = std::sync::Arc::new(std::sync::Mutex::new(Tail::default()));
     let mut readers = tokio::task::JoinSet::new();
     if let Some(out) = child.stdout.take() {
-        readers.spawn(pump(out, tail.clone(), check.to_string(), ctx.secrets.clone(), "stdout"));
+        readers.spawn(pump(
+            out,
+            tail.clone(),
+            check.to_string(),
+            ctx.secrets.clone(),
+            "stdout",
+        ));
     }
     if let Some(err) = child.stderr.take() {
-        readers.spawn(pump(err, tail.clone(), check.to_string(), ctx.secrets.clone(), "stderr"));
+        readers.spawn(pump(
+            err,
+            tail.clone(),
+            check.to_string(),
+            ctx.secrets.clone(),
+            "stderr",
+        ));
     }
 
     let waited = tokio::time::timeout(timeout, child.wait()).await;
@@ -167,7 +179,10 @@ pub async fn run(
         Ok(Err(e)) => Attempt::fail(format!("cannot wait for the command: {e}")),
         Err(_) => {
             guard.terminate();
-            if tokio::time::timeout(ctx.kill_grace, child.wait()).await.is_err() {
+            if tokio::time::timeout(ctx.kill_grace, child.wait())
+                .await
+                .is_err()
+            {
                 tracing::warn!(target: "cutover", check = %check, "command ignored SIGTERM; sending SIGKILL");
             }
             // Whatever is left of the group (children that ignored SIGTERM) goes now.
@@ -188,7 +203,9 @@ pub async fn run(
     if let Ok(t) = tail.lock() {
         attempt.tail = t.lines.iter().cloned().collect();
         if t.total > TAIL_LINES as u64 {
-            attempt.message.push_str(&format!(" ({} lines of output)", t.total));
+            attempt
+                .message
+                .push_str(&format!(" ({} lines of output)", t.total));
         }
     }
     attempt
@@ -207,12 +224,26 @@ mod tests {
 
     #[tokio::test]
     async fn exit_status_and_tail() {
-        let a = run("echo one; echo two >&2; exit 3", &BTreeMap::new(), &ctx(), Duration::from_secs(10), "t").await;
+        let a = run(
+            "echo one; echo two >&2; exit 3",
+            &BTreeMap::new(),
+            &ctx(),
+            Duration::from_secs(10),
+            "t",
+        )
+        .await;
         assert!(!a.passed);
         assert_eq!(a.exit_code, Some(3));
         assert!(a.tail.contains(&"one".to_string()));
         assert!(a.tail.contains(&"two".to_string()));
-        let a = run("true", &BTreeMap::new(), &ctx(), Duration::from_secs(10), "t").await;
+        let a = run(
+            "true",
+            &BTreeMap::new(),
+            &ctx(),
+            Duration::from_secs(10),
+            "t",
+        )
+        .await;
         assert!(a.passed);
     }
 
@@ -237,8 +268,18 @@ mod tests {
     async fn timeout_kills_the_whole_group() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("pids");
-        let cmd = format!("sleep 600 & echo $! > {0}; sleep 600 & echo $! >> {0}; wait", marker.display());
-        let a = run(&cmd, &BTreeMap::new(), &ctx(), Duration::from_millis(500), "t").await;
+        let cmd = format!(
+            "sleep 600 & echo $! > {0}; sleep 600 & echo $! >> {0}; wait",
+            marker.display()
+        );
+        let a = run(
+            &cmd,
+            &BTreeMap::new(),
+            &ctx(),
+            Duration::from_millis(500),
+            "t",
+        )
+        .await;
         assert!(!a.passed);
         assert!(a.message.contains("timed out"), "{}", a.message);
         let pids = std::fs::read_to_string(&marker).unwrap();

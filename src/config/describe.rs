@@ -55,7 +55,9 @@ impl Plan {
                                 listen,
                                 stable,
                                 canary,
-                            } => format!("builtin: clients on {listen}, stable {stable}, canary {canary}"),
+                            } => format!(
+                                "builtin: clients on {listen}, stable {stable}, canary {canary}"
+                            ),
                             RouterPlan::Command {
                                 set_weight,
                                 get_weight,
@@ -64,7 +66,9 @@ impl Plan {
                                 get_weight
                                     .as_ref()
                                     .map(|g| format!(", get_weight `{g}`"))
-                                    .unwrap_or_else(|| ", no get_weight (the last weight set is trusted)".into())
+                                    .unwrap_or_else(|| {
+                                        ", no get_weight (the last weight set is trusted)".into()
+                                    })
                             ),
                         };
                         let _ = writeln!(o, "                router   {router}");
@@ -119,7 +123,10 @@ impl Plan {
             );
             for c in checks {
                 let mut opts = Vec::new();
-                if !matches!(c.kind, CheckKind::Manual { .. } | CheckKind::Artifact { .. }) {
+                if !matches!(
+                    c.kind,
+                    CheckKind::Manual { .. } | CheckKind::Artifact { .. }
+                ) {
                     opts.push(format!("timeout {}", humantime::format_duration(c.timeout)));
                 }
                 if c.retries > 0 {

@@ -52,7 +52,10 @@ pub fn example_plan(state_dir: &Path) -> Result<Plan, config::ConfigErrors> {
     let local = Path::new("deploy.example.toml");
     let (text, source) = match std::fs::read_to_string(local) {
         Ok(t) => (t, "deploy.example.toml".to_string()),
-        Err(_) => (EXAMPLE_PLAN.to_string(), "deploy.example.toml (built in)".to_string()),
+        Err(_) => (
+            EXAMPLE_PLAN.to_string(),
+            "deploy.example.toml (built in)".to_string(),
+        ),
     };
     let mut plan = config::parse(&text, &source, Path::new("."), &|n| std::env::var(n).ok())?;
     plan.deployment.state_dir = state_dir.to_path_buf();

@@ -174,7 +174,8 @@ impl Event {
     /// One human line, for headless output and logs.
     pub fn describe(&self) -> String {
         fn pct(r: Option<f64>) -> String {
-            r.map(|r| format!("{:.2}%", r * 100.0)).unwrap_or_else(|| "-".into())
+            r.map(|r| format!("{:.2}%", r * 100.0))
+                .unwrap_or_else(|| "-".into())
         }
         fn ms(v: Option<f64>) -> String {
             v.map(|v| format!("{v:.0}ms")).unwrap_or_else(|| "-".into())
@@ -291,7 +292,9 @@ impl Event {
             } => {
                 let mut s = format!("rollback {}", serde_plain(outcome));
                 if let Some(ms) = weight_applied_ms {
-                    s.push_str(&format!(": traffic back on stable {ms:.1} ms after the request"));
+                    s.push_str(&format!(
+                        ": traffic back on stable {ms:.1} ms after the request"
+                    ));
                 }
                 if let Some(p) = problem {
                     s.push_str(&format!(" — {p}"));
@@ -321,6 +324,6 @@ impl Event {
 fn serde_plain<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
+        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
         .unwrap_or_default()
 }

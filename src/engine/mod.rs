@@ -85,10 +85,7 @@ pub struct EngineHandle {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot write the journal in {dir}: {source}")]
-    Journal {
-        dir: String,
-        source: std::io::Error,
-    },
+    Journal { dir: String, source: std::io::Error },
     #[error("{0}")]
     Router(#[from] RouterError),
     #[error("{0}")]
@@ -185,7 +182,11 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         env
     };
 
-    let base_id = deployment_id(started_at, &plan.deployment.service, &plan.deployment.version);
+    let base_id = deployment_id(
+        started_at,
+        &plan.deployment.service,
+        &plan.deployment.version,
+    );
     let mut id = base_id.clone();
     let mut n = 1;
     let journal = loop {
@@ -345,7 +346,9 @@ impl Engine {
     /// Journals an event (flushed to disk), then logs and forwards it.
     pub(crate) fn record(&mut self, event: Event) -> Result<(), Stop> {
         if self.journal_broken {
-            return Err(Stop::JournalFailed("the journal could not be written".into()));
+            return Err(Stop::JournalFailed(
+                "the journal could not be written".into(),
+            ));
         }
         let mut value = match serde_json::to_value(&event) {
             Ok(v) => v,
@@ -485,7 +488,10 @@ impl Engine {
         if rollback {
             self.rollback_requested_at = Some(Instant::now());
             Stop::Rollback {
-                reason: format!("{} (terminal gone) with on_disconnect = \"rollback\"", sig.name()),
+                reason: format!(
+                    "{} (terminal gone) with on_disconnect = \"rollback\"",
+                    sig.name()
+                ),
                 source: RollbackSource::Signal,
             }
         } else {
@@ -569,10 +575,15 @@ impl Engine {
 
     /// A stage left running by a stop is recorded as interrupted.
     fn close_open_stage(&mut self) {
-        let Some(stage) = self.snap.current_stage else { return };
+        let Some(stage) = self.snap.current_stage else {
+            return;
+        };
         if self.views[stage as usize].status == StageStatus::Running {
             for c in &mut self.views[stage as usize].checks {
-                if matches!(c.status, CheckStatus::Running | CheckStatus::WaitingApproval) {
+                if matches!(
+                    c.status,
+                    CheckStatus::Running | CheckStatus::WaitingApproval
+                ) {
                     c.status = CheckStatus::Skipped;
                     c.output_tail.push("interrupted".into());
                 }

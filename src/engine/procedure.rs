@@ -32,9 +32,7 @@ impl Engine {
                 Err(Stop::Rollback { reason, .. }) => {
                     // Nothing was changed yet: there is nothing to roll back.
                     self.close_open_stage();
-                    return Ok(End::Failed(format!(
-                        "stopped before any change ({reason})"
-                    )));
+                    return Ok(End::Failed(format!("stopped before any change ({reason})")));
                 }
                 Err(stop) => return Err(stop),
             }
@@ -71,7 +69,11 @@ impl Engine {
         Ok(())
     }
 
-    pub(crate) fn stage_end(&mut self, stage: StageName, outcome: StageOutcome) -> Result<(), Stop> {
+    pub(crate) fn stage_end(
+        &mut self,
+        stage: StageName,
+        outcome: StageOutcome,
+    ) -> Result<(), Stop> {
         self.view(stage).status = match outcome {
             StageOutcome::Passed => StageStatus::Passed,
             StageOutcome::Warned => StageStatus::Warned,
@@ -105,9 +107,7 @@ impl Engine {
                         self.check_view(stage, j).status = CheckStatus::Skipped;
                     }
                     let name = self.plan.checks(stage)[i].name.clone();
-                    let msg = self
-                        .views[stage as usize]
-                        .checks[i]
+                    let msg = self.views[stage as usize].checks[i]
                         .output_tail
                         .first()
                         .cloned()
@@ -133,10 +133,15 @@ impl Engine {
     }
 
     /// One check with its retries; the result is journaled.
-    pub(crate) async fn run_check(&mut self, stage: StageName, i: usize) -> Result<CheckOutcome, Stop> {
+    pub(crate) async fn run_check(
+        &mut self,
+        stage: StageName,
+        i: usize,
+    ) -> Result<CheckOutcome, Stop> {
         let spec = self.plan.checks(stage)[i].clone();
         let mut ctx = self.ctx.clone();
-        ctx.env.insert("CUTOVER_STAGE".into(), stage.as_str().into());
+        ctx.env
+            .insert("CUTOVER_STAGE".into(), stage.as_str().into());
         let started = Instant::now();
         let attempts_allowed = spec.retries + 1;
         let mut last = check::Attempt::fail("not run");

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::event::{CheckOutcome, Event, RollbackOutcome, RollbackSource, StageOutcome, WeightSource};
+use super::event::{
+    CheckOutcome, Event, RollbackOutcome, RollbackSource, StageOutcome, WeightSource,
+};
 use super::snapshot::{Outcome, Phase, StageName, Verdict};
 use super::{Engine, Stop};
 
@@ -16,7 +18,10 @@ impl Engine {
         reason: String,
         source: RollbackSource,
     ) -> (Outcome, Option<String>) {
-        let requested = self.rollback_requested_at.take().unwrap_or_else(Instant::now);
+        let requested = self
+            .rollback_requested_at
+            .take()
+            .unwrap_or_else(Instant::now);
         self.snap.phase = Phase::RollingBack;
         self.snap.message = Some(format!("rolling back: {reason}"));
         self.rollback_shown = true;
@@ -101,7 +106,10 @@ impl Engine {
                         Ok(_) => {}
                         Err(Stop::Hold { reason }) => {
                             self.close_open_stage();
-                            return (Outcome::Interrupted, Some(format!("rollback interrupted: {reason}")));
+                            return (
+                                Outcome::Interrupted,
+                                Some(format!("rollback interrupted: {reason}")),
+                            );
                         }
                         Err(Stop::JournalFailed(e)) => {
                             problems.push(e);
@@ -149,7 +157,10 @@ impl Engine {
             RollbackOutcome::Succeeded => (Outcome::RolledBack, Some(reason)),
             RollbackOutcome::Failed => (
                 Outcome::RollbackFailed,
-                Some(format!("{reason}; rollback failed: {}", problem.unwrap_or_default())),
+                Some(format!(
+                    "{reason}; rollback failed: {}",
+                    problem.unwrap_or_default()
+                )),
             ),
         }
     }

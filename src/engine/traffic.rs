@@ -50,7 +50,10 @@ impl Engine {
         // A blue-green switch under manual approval waits for the operator;
         // a canary's first step goes at once (deploy and smoke passed).
         let mut gate_to: Option<u8> = None;
-        if tp.strategy == Strategy::BlueGreen && tp.approval == Approval::Manual && !self.auto_approve {
+        if tp.strategy == Strategy::BlueGreen
+            && tp.approval == Approval::Manual
+            && !self.auto_approve
+        {
             gate_to = Some(steps[0]);
         } else {
             self.apply_weight(steps[0], WeightSource::Plan).await?;
@@ -203,7 +206,11 @@ impl Engine {
 
     /// Asks the router for a weight and waits until it confirms it. A router
     /// that cannot apply it starts the rollback.
-    pub(crate) async fn apply_weight(&mut self, weight: u8, source: WeightSource) -> Result<(), Stop> {
+    pub(crate) async fn apply_weight(
+        &mut self,
+        weight: u8,
+        source: WeightSource,
+    ) -> Result<(), Stop> {
         let Some(router) = self.router.clone() else {
             return Ok(());
         };
@@ -239,7 +246,10 @@ impl Engine {
             }
             Ok(Ok(w)) => format!("asked for {weight}% but the router reads back {w}%"),
             Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {}", humantime::format_duration(ROUTER_TIMEOUT)),
+            Err(_) => format!(
+                "no answer within {}",
+                humantime::format_duration(ROUTER_TIMEOUT)
+            ),
         };
         self.record(Event::WeightFailed {
             weight,
@@ -249,7 +259,10 @@ impl Engine {
         self.publish();
         self.rollback_requested_at = Some(Instant::now());
         Err(Stop::Rollback {
-            reason: format!("the {} router could not apply {weight}%: {error}", router.kind()),
+            reason: format!(
+                "the {} router could not apply {weight}%: {error}",
+                router.kind()
+            ),
             source: RollbackSource::Check,
         })
     }
@@ -299,7 +312,11 @@ impl Engine {
             Ok(Err(e)) => (TrackPair::default(), Some(e.to_string())),
             Err(_) => (
                 TrackPair::default(),
-                Some(format!("{} metric source gave no sample within {}", source.kind(), humantime::format_duration(limit))),
+                Some(format!(
+                    "{} metric source gave no sample within {}",
+                    source.kind(),
+                    humantime::format_duration(limit)
+                )),
             ),
         }
     }

@@ -39,11 +39,21 @@ impl Router for CommandRouter {
 
     async fn set_weight(&self, weight: u8) -> Result<(), RouterError> {
         if weight > 100 {
-            return Err(RouterError::new("command", format!("weight {weight} is above 100")));
+            return Err(RouterError::new(
+                "command",
+                format!("weight {weight} is above 100"),
+            ));
         }
         let mut env = BTreeMap::new();
         env.insert("CUTOVER_WEIGHT".to_string(), weight.to_string());
-        let a = shell::run(&self.set_weight, &env, &self.ctx, self.timeout, "router set_weight").await;
+        let a = shell::run(
+            &self.set_weight,
+            &env,
+            &self.ctx,
+            self.timeout,
+            "router set_weight",
+        )
+        .await;
         if !a.passed {
             let detail = a.tail.last().map(|l| format!(": {l}")).unwrap_or_default();
             return Err(RouterError::new(
@@ -59,9 +69,19 @@ impl Router for CommandRouter {
         let Some(cmd) = &self.get_weight else {
             return Ok(self.last.load(Ordering::SeqCst));
         };
-        let a = shell::run(cmd, &BTreeMap::new(), &self.ctx, self.timeout, "router get_weight").await;
+        let a = shell::run(
+            cmd,
+            &BTreeMap::new(),
+            &self.ctx,
+            self.timeout,
+            "router get_weight",
+        )
+        .await;
         if !a.passed {
-            return Err(RouterError::new("command", format!("get_weight failed ({})", a.message)));
+            return Err(RouterError::new(
+                "command",
+                format!("get_weight failed ({})", a.message),
+            ));
         }
         a.tail
             .iter()

@@ -62,7 +62,9 @@ pub async fn build(
         } => {
             let r = builtin::BuiltinRouter::start(*listen, *stable, *canary, window)
                 .await
-                .map_err(|e| RouterError::new("builtin", format!("cannot listen on {listen}: {e}")))?;
+                .map_err(|e| {
+                    RouterError::new("builtin", format!("cannot listen on {listen}: {e}"))
+                })?;
             let stats = r.stats();
             let listen = r.local_addr();
             Ok(BuiltRouter {
