@@ -70,6 +70,21 @@ impl Plan {
                                         ", no get_weight (the last weight set is trusted)".into()
                                     })
                             ),
+                            RouterPlan::Haproxy(h) => format!(
+                                "haproxy: runtime API {}, backend {}, stable server {}, canary server {}",
+                                h.socket, h.backend, h.stable_server, h.canary_server
+                            ),
+                            RouterPlan::Nginx {
+                                upstream_file,
+                                upstream,
+                                stable,
+                                canary,
+                                test,
+                                reload,
+                            } => format!(
+                                "nginx: upstream {upstream} in {} (stable {stable}, canary {canary}), test `{test}`, reload `{reload}`",
+                                upstream_file.display()
+                            ),
                         };
                         let _ = writeln!(o, "                router   {router}");
                         let a = &self.analysis;
@@ -86,8 +101,13 @@ impl Plan {
                         if let Some(v) = a.max_p99_ratio {
                             limits.push(format!("p99 ≤ {v}× stable"));
                         }
-                        let source = match a.source {
-                            SourcePlan::Builtin => "builtin (the router's own counts)",
+                        let source = match &a.source {
+                            SourcePlan::Builtin => "builtin (the router's own counts)".to_string(),
+                            SourcePlan::Prometheus { url_display, canary_version, stable_version, .. } => format!(
+                                "prometheus at {url_display} (version=\"{canary_version}\" against \"{stable_version}\")"
+                            ),
+                            SourcePlan::Haproxy(h) => format!("haproxy stats of {}/{} and {}/{}", h.backend, h.canary_server, h.backend, h.stable_server),
+                            SourcePlan::Command { sample } => format!("command `{sample}`"),
                         };
                         let _ = writeln!(
                             o,

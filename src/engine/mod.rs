@@ -27,7 +27,7 @@ pub use event::Event;
 pub use snapshot::Snapshot;
 
 use crate::check::CheckContext;
-use crate::config::{OnDisconnect, Plan, SourcePlan};
+use crate::config::{OnDisconnect, Plan};
 use crate::journal::{self, Journal};
 use crate::metrics::MetricSource;
 use crate::router::{BuiltRouter, Router, RouterError};
@@ -218,18 +218,13 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
             (Some(b.router), b.stats, b.listen)
         }
     };
-    let source: Option<Arc<dyn MetricSource>> = match (&plan.traffic, &plan.analysis.source) {
-        (None, _) => None,
-        (Some(_), SourcePlan::Builtin) => match stats {
-            Some(stats) => Some(Arc::new(crate::metrics::builtin::BuiltinSource::new(stats))),
-            None => {
-                return Err(StartError::Plan(
-                    "the builtin metric source needs the built-in router".into(),
-                ))
-            }
-        },
+    let source: Option<Arc<dyn MetricSource>> = match &plan.traffic {
+        None => None,
+        Some(_) => Some(
+            crate::metrics::build(&plan.analysis.source, stats, ctx.clone())
+                .map_err(|e| StartError::Plan(e.to_string()))?,
+        ),
     };
-
     let views: Vec<StageView> = StageName::ALL
         .iter()
         .map(|&name| StageView {

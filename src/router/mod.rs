@@ -4,6 +4,8 @@
 
 pub mod builtin;
 pub mod command;
+pub mod haproxy;
+pub mod nginx;
 
 use std::sync::Arc;
 
@@ -80,6 +82,33 @@ pub async fn build(
             router: Arc::new(command::CommandRouter::new(
                 set_weight.clone(),
                 get_weight.clone(),
+                ctx,
+            )),
+            stats: None,
+            listen: None,
+        }),
+        RouterPlan::Haproxy(target) => Ok(BuiltRouter {
+            router: Arc::new(haproxy::HaproxyRouter::new(target.clone())),
+            stats: None,
+            listen: None,
+        }),
+        RouterPlan::Nginx {
+            upstream_file,
+            upstream,
+            stable,
+            canary,
+            test,
+            reload,
+        } => Ok(BuiltRouter {
+            router: Arc::new(nginx::NginxRouter::new(
+                nginx::NginxConfig {
+                    upstream_file: upstream_file.clone(),
+                    upstream: upstream.clone(),
+                    stable: stable.clone(),
+                    canary: canary.clone(),
+                    test: test.clone(),
+                    reload: reload.clone(),
+                },
                 ctx,
             )),
             stats: None,
