@@ -285,3 +285,24 @@ async fn shutdown_stops_accepting() {
     }
     assert!(refused, "still accepting on {addr} after shutdown");
 }
+
+#[tokio::test]
+async fn dropping_the_router_stops_it() {
+    let (v1, v2) = (app("v1").await, app("v2").await);
+    let router = router(v1.local_addr(), v2.local_addr()).await;
+    let addr = router.local_addr();
+    assert_eq!(hit(&router, 1).await[0].status, 200);
+    drop(router);
+    let mut refused = false;
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        refused,
+        "still accepting on {addr} after the router was dropped"
+    );
+}

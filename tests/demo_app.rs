@@ -349,3 +349,18 @@ async fn shutdown_stops_serving() {
     }
     assert!(refused, "still accepting on {addr} after shutdown");
 }
+
+#[tokio::test]
+async fn an_oversized_fault_body_is_refused() {
+    let app = start("v1").await;
+    let body = format!("error_rate=1&{}", "x".repeat(10_000));
+    let r = client()
+        .post(url(&app, "/fault"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("POST /fault");
+    assert_eq!(r.status(), 413);
+    assert_eq!(app.fault(), (0.0, 0));
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
@@ -333,10 +333,16 @@ impl AppState {
             .await
         {
             Ok(collected) => collected.to_bytes(),
-            Err(_) => {
+            Err(e) if e.is::<LengthLimitError>() => {
                 return text(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("the form body is limited to {MAX_FAULT_BODY} bytes\n"),
+                )
+            }
+            Err(e) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the form body failed: {e}\n"),
                 )
             }
         };
