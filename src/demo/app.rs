@@ -599,9 +599,3 @@ mod tests {
     }
 }
 
-/// Serves until ctrl-c or SIGTERM.
-pub async fn serve_forever(cfg: DemoAppConfig) -> std::io::Result<()> {
-    let _app = DemoApp::start(cfg).await?;
-    let _ = tokio::signal::ctrl_c().await;
-    Ok(())
-}
