@@ -246,7 +246,7 @@ impl Event {
                 weight,
                 router,
                 elapsed_ms,
-            } => format!("weight {weight}% applied by the {router} router in {elapsed_ms:.1} ms"),
+            } => format!("weight {weight}% applied by the {router} router in {elapsed_ms:.2} ms"),
             Event::WeightFailed {
                 weight,
                 router,
@@ -293,7 +293,7 @@ impl Event {
                 let mut s = format!("rollback {}", serde_plain(outcome));
                 if let Some(ms) = weight_applied_ms {
                     s.push_str(&format!(
-                        ": traffic back on stable {ms:.1} ms after the request"
+                        ": traffic back on stable {ms:.2} ms after the request"
                     ));
                 }
                 if let Some(p) = problem {
