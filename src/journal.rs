@@ -89,6 +89,31 @@ impl Journal {
         &self.path
     }
 
+    /// Opens a journal to carry it on. A torn last line (a crash mid-write) is
+    /// cut off and returned, to be recorded; any other break in the chain refuses.
+    pub fn reopen_repairing(path: &Path) -> io::Result<(Journal, Option<BadLine>)> {
+        let report = verify(path)?;
+        match report.problem {
+            None => Ok((Journal::reopen(path)?, None)),
+            Some(bad) if bad.message.contains("torn") => {
+                let text = fs::read(path)?;
+                let keep = text
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map(|i| i + 1)
+                    .unwrap_or(0);
+                let f = OpenOptions::new().write(true).open(path)?;
+                f.set_len(keep as u64)?;
+                f.sync_all()?;
+                Ok((Journal::reopen(path)?, Some(bad)))
+            }
+            Some(bad) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: line {}: {}", path.display(), bad.line, bad.message),
+            )),
+        }
+    }
+
     /// Appends `event` (an object with an `event` field) as the next line and
     /// flushes it to disk before returning.
     pub fn append<E: Serialize>(&mut self, event: &E) -> io::Result<Line> {

@@ -10,10 +10,12 @@ use tokio::signal::unix::{signal, SignalKind as UnixSignal};
 
 use cutover::config::{self, Plan};
 use cutover::demo;
+use cutover::engine::resume::ResumePoint;
 use cutover::engine::{self, Command, EngineOptions, SignalKind};
 use cutover::headless::{self, Format};
 use cutover::history;
 use cutover::journal;
+use cutover::lock;
 use cutover::router::BuiltRouter;
 
 /// Exit code for bad usage or an invalid config.
@@ -64,6 +66,12 @@ struct RunArgs {
     /// Manual checks and approval gates pass by themselves
     #[arg(long)]
     auto_approve: bool,
+    /// Carry on the unfinished deployment of the state dir from its journal
+    #[arg(long, conflicts_with = "abandon")]
+    resume: bool,
+    /// Record the unfinished deployment as interrupted and start anew
+    #[arg(long)]
+    abandon: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -215,14 +223,116 @@ async fn run(args: RunArgs) -> i32 {
         json: args.json,
         auto_approve: args.auto_approve,
     };
-    execute(plan, show, None, |_| {}).await
+    let operator = engine::operator_from_env();
+    let state_dir = plan.deployment.state_dir.clone();
+    let mut lock = match lock::acquire(&state_dir, &operator) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let mut opts = EngineOptions::new(operator.clone());
+    if let Some(stale) = &lock.stale {
+        opts.notes.push(format!(
+            "took over the lock of {stale}, whose process is gone"
+        ));
+    }
+    let unfinished = match history::unfinished(&state_dir) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!(
+                "error: cannot read the journals in {}: {e}",
+                state_dir.display()
+            );
+            return EXIT_FAILED;
+        }
+    };
+    match (unfinished, args.resume, args.abandon) {
+        (Some(path), false, false) => {
+            let point = ResumePoint::read(&path);
+            let last = point
+                .as_ref()
+                .map(|p| p.last_event.clone())
+                .unwrap_or_else(|e| e.to_string());
+            eprintln!(
+                "error: deployment {} in {} is unfinished (last: {last}).\n  cutover run --resume    carry it on from where it stopped\n  cutover run --abandon   record it as interrupted and start anew",
+                path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default(),
+                state_dir.display()
+            );
+            lock.leave_as_found();
+            return EXIT_USAGE;
+        }
+        (Some(path), true, _) => match ResumePoint::read(&path) {
+            Ok(point) => {
+                if point.service != plan.deployment.service
+                    || point.version != plan.deployment.version
+                {
+                    eprintln!(
+                        "error: the unfinished deployment is {} {}, but {} deploys {} {}: resume it with its own plan, or --abandon it",
+                        point.service, point.version, path_display(&path), plan.deployment.service, plan.deployment.version
+                    );
+                    return EXIT_USAGE;
+                }
+                opts.resume = Some(point);
+            }
+            Err(e) => {
+                eprintln!("error: cannot resume from {}: {e}", path.display());
+                return EXIT_FAILED;
+            }
+        },
+        (Some(path), false, true) => {
+            if let Err(e) = abandon(&path, &operator) {
+                eprintln!("error: cannot record {} as abandoned: {e}", path.display());
+                return EXIT_FAILED;
+            }
+            eprintln!("recorded {} as interrupted (abandoned)", path.display());
+        }
+        (None, true, _) => {
+            eprintln!(
+                "error: nothing to resume: {} has no unfinished deployment",
+                state_dir.display()
+            );
+            return EXIT_USAGE;
+        }
+        (None, false, _) => {}
+    }
+    let code = execute(plan, show, opts, |_| {}).await;
+    drop(lock);
+    code
+}
+
+fn path_display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Closes an unfinished journal as interrupted.
+fn abandon(path: &Path, operator: &str) -> std::io::Result<()> {
+    let (mut journal, torn) = journal::Journal::reopen_repairing(path)?;
+    if let Some(bad) = torn {
+        journal.append(&engine::Event::Note {
+            message: format!(
+                "line {} was torn by a crash mid-write and was cut off",
+                bad.line
+            ),
+        })?;
+    }
+    let started = ResumePoint::read(path)
+        .map(|p| p.started_at)
+        .unwrap_or_else(|_| chrono::Utc::now());
+    journal.append(&engine::Event::DeploymentFinished {
+        outcome: engine::snapshot::Outcome::Interrupted,
+        duration_ms: (chrono::Utc::now() - started).num_milliseconds().max(0) as u64,
+        reason: Some(format!("abandoned by {operator}: a new deployment starts")),
+    })?;
+    Ok(())
 }
 
 /// Runs a plan to its end and returns the exit code of its outcome.
 async fn execute(
     plan: Plan,
     show: Presentation,
-    router: Option<BuiltRouter>,
+    mut opts: EngineOptions,
     on_start: impl FnOnce(&engine::EngineHandle),
 ) -> i32 {
     let interactive = !show.headless && std::io::stdout().is_terminal();
@@ -241,9 +351,7 @@ async fn execute(
         }
     }
     cutover::logging::init_plain(!show.json);
-    let mut opts = EngineOptions::new(engine::operator_from_env());
     opts.auto_approve = show.auto_approve;
-    opts.router = router;
     let mut handle = match engine::start(plan, opts).await {
         Ok(h) => h,
         Err(e) => {
@@ -353,21 +461,27 @@ async fn demo_cmd(args: DemoArgs) -> i32 {
     });
     let canary = demo.canary.clone();
     let demo_plan = demo.plan.clone();
-    let code = execute(
-        demo.plan.clone(),
-        show,
-        Some(BuiltRouter {
-            router: demo.router.router.clone(),
-            stats: demo.router.stats.clone(),
-            listen: demo.router.listen,
-        }),
-        |handle| {
-            if let Some(f) = fault {
-                demo::inject_fault(f, &demo_plan, canary, handle.snapshots.clone());
-            }
-        },
-    )
+    let operator = engine::operator_from_env();
+    let lock = match lock::acquire(&state_dir, &operator) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let mut opts = EngineOptions::new(operator);
+    opts.router = Some(BuiltRouter {
+        router: demo.router.router.clone(),
+        stats: demo.router.stats.clone(),
+        listen: demo.router.listen,
+    });
+    let code = execute(demo.plan.clone(), show, opts, |handle| {
+        if let Some(f) = fault {
+            demo::inject_fault(f, &demo_plan, canary, handle.snapshots.clone());
+        }
+    })
     .await;
+    drop(lock);
     let counts = demo.load.counts();
     drop(demo);
     if !args.json {

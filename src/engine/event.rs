@@ -142,6 +142,18 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         problem: Option<String>,
     },
+    /// A run carried on an unfinished deployment from its journal.
+    DeploymentResumed {
+        operator: String,
+        /// The weight last recorded, and what the router really applied.
+        recorded_weight: Option<u8>,
+        router_weight: Option<u8>,
+    },
+    /// Something worth a line in the record (a stale lock taken over, a torn
+    /// journal line dropped).
+    Note {
+        message: String,
+    },
     DeploymentFinished {
         outcome: Outcome,
         duration_ms: u64,
@@ -167,6 +179,8 @@ impl Event {
             Event::Resumed { .. } => "resumed",
             Event::RollbackStarted { .. } => "rollback_started",
             Event::RollbackFinished { .. } => "rollback_finished",
+            Event::DeploymentResumed { .. } => "deployment_resumed",
+            Event::Note { .. } => "note",
             Event::DeploymentFinished { .. } => "deployment_finished",
         }
     }
@@ -301,6 +315,22 @@ impl Event {
                 }
                 s
             }
+            Event::DeploymentResumed {
+                operator,
+                recorded_weight,
+                router_weight,
+            } => {
+                let mut s = format!("deployment resumed by {operator}");
+                match (recorded_weight, router_weight) {
+                    (Some(r), Some(w)) if r != w => s.push_str(&format!(
+                        " — the journal says {r}% but the router applies {w}%"
+                    )),
+                    (Some(r), _) => s.push_str(&format!(" at {r}%")),
+                    _ => {}
+                }
+                s
+            }
+            Event::Note { message } => format!("note: {message}"),
             Event::DeploymentFinished {
                 outcome,
                 duration_ms,

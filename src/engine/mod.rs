@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod command;
 pub mod event;
 mod procedure;
+pub mod resume;
 mod rollback;
 pub mod snapshot;
 mod traffic;
@@ -49,6 +50,10 @@ pub struct EngineOptions {
     pub router: Option<BuiltRouter>,
     /// Between SIGTERM and SIGKILL when a command times out.
     pub kill_grace: Duration,
+    /// Carry on this unfinished deployment instead of starting a new one.
+    pub resume: Option<resume::ResumePoint>,
+    /// Lines for the record once the journal is open (a stale lock taken over).
+    pub notes: Vec<String>,
 }
 
 impl EngineOptions {
@@ -58,6 +63,8 @@ impl EngineOptions {
             auto_approve: false,
             router: None,
             kill_grace: Duration::from_secs(5),
+            resume: None,
+            notes: Vec::new(),
         }
     }
 }
@@ -133,6 +140,9 @@ pub(crate) struct Engine {
     rollback_requested_at: Option<Instant>,
     /// When the weight last went to 0 in a rollback (for the fresh stable window).
     stable_since: Option<Instant>,
+    /// The unfinished deployment this run carries on.
+    resume: Option<resume::ResumePoint>,
+    notes: Vec<String>,
 }
 
 /// A deployment id: `<UTC yyyymmddThhmmss>-<service>-<version>`.
@@ -157,7 +167,8 @@ pub fn operator_from_env() -> String {
 /// Opens the journal, builds the router and metric source, and starts the
 /// engine task. Nothing outside the state dir is changed before it returns.
 pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, StartError> {
-    let started_at = Utc::now();
+    let mut started_at = Utc::now();
+    let mut notes = opts.notes;
     let ctx_env = |id: &str| {
         let mut env = BTreeMap::new();
         env.insert("CUTOVER_SERVICE".into(), plan.deployment.service.clone());
@@ -182,26 +193,46 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         env
     };
 
-    let base_id = deployment_id(
-        started_at,
-        &plan.deployment.service,
-        &plan.deployment.version,
-    );
-    let mut id = base_id.clone();
-    let mut n = 1;
-    let journal = loop {
-        match Journal::create(&plan.deployment.state_dir, &id) {
-            Ok(j) => break j,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => {
-                n += 1;
-                id = format!("{base_id}-{n}");
-            }
-            Err(e) => {
-                return Err(StartError::Journal {
-                    dir: plan.deployment.state_dir.display().to_string(),
+    let (id, journal) = match &opts.resume {
+        Some(point) => {
+            let (journal, torn) =
+                Journal::reopen_repairing(&point.journal).map_err(|e| StartError::Journal {
+                    dir: point.journal.display().to_string(),
                     source: e,
-                })
+                })?;
+            if let Some(bad) = torn {
+                notes.push(format!(
+                    "line {} of the journal was torn by a crash mid-write and was cut off",
+                    bad.line
+                ));
             }
+            started_at = point.started_at;
+            (point.id.clone(), journal)
+        }
+        None => {
+            let base_id = deployment_id(
+                started_at,
+                &plan.deployment.service,
+                &plan.deployment.version,
+            );
+            let mut id = base_id.clone();
+            let mut n = 1;
+            let journal = loop {
+                match Journal::create(&plan.deployment.state_dir, &id) {
+                    Ok(j) => break j,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => {
+                        n += 1;
+                        id = format!("{base_id}-{n}");
+                    }
+                    Err(e) => {
+                        return Err(StartError::Journal {
+                            dir: plan.deployment.state_dir.display().to_string(),
+                            source: e,
+                        })
+                    }
+                }
+            };
+            (id, journal)
         }
     };
     let ctx = CheckContext {
@@ -317,6 +348,8 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         paused: false,
         rollback_requested_at: None,
         stable_since: None,
+        resume: opts.resume,
+        notes,
     };
     engine.publish();
     let task = tokio::spawn(engine.run());
@@ -544,9 +577,25 @@ impl Engine {
             router: t.as_ref().map(|t| t.router.kind().to_string()),
         };
         self.snap.phase = Phase::Running;
-        let walked = match self.record(started) {
-            Ok(()) => self.walk().await,
-            Err(stop) => Err(stop),
+        let opened = match self.resume.clone() {
+            None => self.record(started),
+            Some(point) => self.record_resumed(&point).await,
+        };
+        let opened = opened.and_then(|()| {
+            for message in std::mem::take(&mut self.notes) {
+                self.record(Event::Note { message })?;
+            }
+            Ok(())
+        });
+        let resumed_rollback = self.resume.as_ref().and_then(|p| p.rollback.clone());
+        let walked = match (opened, resumed_rollback) {
+            (Err(stop), _) => Err(stop),
+            // A rollback was under way: it is finished first, whatever else.
+            (Ok(()), Some((reason, source))) => Err(Stop::Rollback {
+                reason: format!("{reason} (resumed)"),
+                source,
+            }),
+            (Ok(()), None) => self.walk().await,
         };
         let (outcome, reason) = match walked {
             Ok(procedure::End::Succeeded) => (Outcome::Succeeded, None),
@@ -566,6 +615,38 @@ impl Engine {
             tracing::debug!(target: "cutover", "built-in router on {r} stops");
         }
         outcome
+    }
+
+    /// Records the resumption and shows what was done before it.
+    async fn record_resumed(&mut self, point: &resume::ResumePoint) -> Result<(), Stop> {
+        let router_weight = match &self.router {
+            Some(r) => r.current_weight().await.ok(),
+            None => None,
+        };
+        self.record(Event::DeploymentResumed {
+            operator: self.operator.clone(),
+            recorded_weight: point.weight,
+            router_weight,
+        })?;
+        if let Some(w) = router_weight {
+            self.weight = w;
+        }
+        if point.weight.unwrap_or(0) > 0 || router_weight.unwrap_or(0) > 0 {
+            self.traffic_touched = true;
+        }
+        for (stage, outcome) in &point.stages_done {
+            self.views[*stage as usize].status = procedure::stage_status(*outcome);
+        }
+        for v in &mut self.views {
+            for c in &mut v.checks {
+                if point.checks_done.contains(&(v.name, c.name.clone())) {
+                    c.status = CheckStatus::Passed;
+                    c.output_tail = vec!["done before the interruption".into()];
+                }
+            }
+        }
+        self.publish();
+        Ok(())
     }
 
     /// A stage left running by a stop is recorded as interrupted.
@@ -603,7 +684,9 @@ impl Engine {
                 }
             }
         }
-        let duration_ms = self.started.elapsed().as_millis() as u64;
+        let duration_ms = (Utc::now() - self.snap.started_at)
+            .num_milliseconds()
+            .max(0) as u64;
         let reason = reason.map(|r| self.plan.redact(&r));
         if !self.journal_broken {
             let _ = self.record(Event::DeploymentFinished {

@@ -17,6 +17,16 @@ pub(crate) enum End {
     Failed(String),
 }
 
+pub(crate) fn stage_status(outcome: StageOutcome) -> StageStatus {
+    match outcome {
+        StageOutcome::Passed => StageStatus::Passed,
+        StageOutcome::Warned => StageStatus::Warned,
+        StageOutcome::Failed | StageOutcome::Interrupted => StageStatus::Failed,
+        StageOutcome::Skipped => StageStatus::Skipped,
+        StageOutcome::NotConfigured => StageStatus::NotConfigured,
+    }
+}
+
 pub(crate) enum StageResult {
     Passed,
     Warned,
@@ -74,13 +84,7 @@ impl Engine {
         stage: StageName,
         outcome: StageOutcome,
     ) -> Result<(), Stop> {
-        self.view(stage).status = match outcome {
-            StageOutcome::Passed => StageStatus::Passed,
-            StageOutcome::Warned => StageStatus::Warned,
-            StageOutcome::Failed | StageOutcome::Interrupted => StageStatus::Failed,
-            StageOutcome::Skipped => StageStatus::Skipped,
-            StageOutcome::NotConfigured => StageStatus::NotConfigured,
-        };
+        self.view(stage).status = stage_status(outcome);
         self.record(Event::StageFinished { stage, outcome })?;
         self.publish();
         Ok(())
@@ -88,6 +92,15 @@ impl Engine {
 
     /// Runs every check of a stage in order; the first failure ends the stage.
     pub(crate) async fn run_stage(&mut self, stage: StageName) -> Result<StageResult, Stop> {
+        if let Some(outcome) = self.resumed_stage(stage) {
+            return Ok(match outcome {
+                StageOutcome::Failed => {
+                    StageResult::Failed(format!("{stage} failed before the interruption"))
+                }
+                StageOutcome::Warned => StageResult::Warned,
+                _ => StageResult::Passed,
+            });
+        }
         if !self.plan.has_stage(stage) {
             self.snap.current_stage = Some(stage);
             self.record(Event::StageStarted { stage })?;
@@ -139,6 +152,16 @@ impl Engine {
         i: usize,
     ) -> Result<CheckOutcome, Stop> {
         let spec = self.plan.checks(stage)[i].clone();
+        let done_before = self
+            .resume
+            .as_ref()
+            .is_some_and(|p| p.checks_done.contains(&(stage, spec.name.clone())));
+        if done_before && stage != StageName::Rollback {
+            // Completed before the interruption: never run twice.
+            self.check_view(stage, i).status = CheckStatus::Passed;
+            self.publish();
+            return Ok(CheckOutcome::Passed);
+        }
         let mut ctx = self.ctx.clone();
         ctx.env
             .insert("CUTOVER_STAGE".into(), stage.as_str().into());
@@ -231,6 +254,13 @@ impl Engine {
         })?;
         self.publish();
         Ok(outcome)
+    }
+
+    /// The recorded outcome of a stage finished before a resumption.
+    pub(crate) fn resumed_stage(&self, stage: StageName) -> Option<StageOutcome> {
+        self.resume
+            .as_ref()
+            .and_then(|p| p.stages_done.get(&stage).copied())
     }
 
     /// Waits for the operator to confirm a manual check; returns who did.

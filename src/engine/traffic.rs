@@ -22,6 +22,9 @@ fn next_step_above(steps: &[u8], weight: u8) -> Option<u8> {
 impl Engine {
     pub(crate) async fn traffic_stage(&mut self) -> Result<(), Stop> {
         let stage = StageName::Traffic;
+        if self.resumed_stage(stage).is_some() {
+            return Ok(());
+        }
         let Some(tp) = self.plan.traffic.clone() else {
             self.snap.current_stage = Some(stage);
             self.record(Event::StageStarted { stage })?;
@@ -50,7 +53,18 @@ impl Engine {
         // A blue-green switch under manual approval waits for the operator;
         // a canary's first step goes at once (deploy and smoke passed).
         let mut gate_to: Option<u8> = None;
-        if tp.strategy == Strategy::BlueGreen
+        let resumed_at = self
+            .resume
+            .as_ref()
+            .and_then(|p| p.weight)
+            .filter(|w| *w > 0);
+        if let Some(w) = resumed_at {
+            // Carry on at the recorded step; the next one still needs its bake
+            // (and its approval).
+            if self.weight != w {
+                self.apply_weight(w, WeightSource::Resume).await?;
+            }
+        } else if tp.strategy == Strategy::BlueGreen
             && tp.approval == Approval::Manual
             && !self.auto_approve
         {
