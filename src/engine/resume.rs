@@ -68,10 +68,8 @@ impl ResumePoint {
                         point.started_at = ts;
                     }
                 }
-                Event::StageFinished { stage, outcome } => {
-                    if outcome != StageOutcome::Interrupted {
-                        point.stages_done.insert(stage, outcome);
-                    }
+                Event::StageFinished { stage, outcome } if outcome != StageOutcome::Interrupted => {
+                    point.stages_done.insert(stage, outcome);
                 }
                 Event::CheckFinished {
                     stage,
