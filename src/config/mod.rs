@@ -28,7 +28,11 @@ impl fmt::Display for ConfigError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            )
         }
     }
 }
@@ -526,7 +530,9 @@ impl Validator<'_> {
         } else if version.contains('/') || version.contains(char::is_whitespace) {
             self.error(
                 d.version.span(),
-                format!("version \"{version}\" may not hold '/' or spaces (it names the journal file)"),
+                format!(
+                    "version \"{version}\" may not hold '/' or spaces (it names the journal file)"
+                ),
             );
         }
         let _ = dep_span;
@@ -689,7 +695,9 @@ impl Validator<'_> {
             if present {
                 this.error(
                     sp,
-                    format!("{opt} applies to {kinds} checks only, and \"{name}\" is a {key} check"),
+                    format!(
+                        "{opt} applies to {kinds} checks only, and \"{name}\" is a {key} check"
+                    ),
                 );
             }
         };
@@ -724,17 +732,26 @@ impl Validator<'_> {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     self.error(
                         value.span(),
-                        format!("http = \"{}\" is not a URL: write it as http://host:port/path", value.get_ref()),
+                        format!(
+                            "http = \"{}\" is not a URL: write it as http://host:port/path",
+                            value.get_ref()
+                        ),
                     );
                 } else if reqwest::Url::parse(&url).is_err() {
-                    self.error(value.span(), format!("http = \"{}\" is not a valid URL", value.get_ref()));
+                    self.error(
+                        value.span(),
+                        format!("http = \"{}\" is not a valid URL", value.get_ref()),
+                    );
                 }
                 let expect_status = r.expect_status.as_ref().and_then(|s| {
                     let v = *s.get_ref();
                     if (100..=599).contains(&v) {
                         Some(v as u16)
                     } else {
-                        self.error(s.span(), format!("expect_status = {v} is not an HTTP status: use 100..599"));
+                        self.error(
+                            s.span(),
+                            format!("expect_status = {v} is not an HTTP status: use 100..599"),
+                        );
                         None
                     }
                 });
@@ -747,10 +764,19 @@ impl Validator<'_> {
             }
             _ => {
                 let addr = self.expand(value);
-                if !addr.contains(':') || addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).is_none() {
+                if !addr.contains(':')
+                    || addr
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| p.parse::<u16>().ok())
+                        .is_none()
+                {
                     self.error(
                         value.span(),
-                        format!("tcp = \"{}\" needs host:port, like \"127.0.0.1:5432\"", value.get_ref()),
+                        format!(
+                            "tcp = \"{}\" needs host:port, like \"127.0.0.1:5432\"",
+                            value.get_ref()
+                        ),
                     );
                 }
                 CheckKind::Tcp {
@@ -767,7 +793,10 @@ impl Validator<'_> {
         let timeout = self.duration(&r.timeout, default_timeout);
         if key == "manual" {
             if let Some(t) = &r.timeout {
-                self.error(t.span(), "a manual check waits for the operator: timeout does not apply");
+                self.error(
+                    t.span(),
+                    "a manual check waits for the operator: timeout does not apply",
+                );
             }
         }
         let retries = match &r.retries {
@@ -777,7 +806,10 @@ impl Validator<'_> {
                 if (0..=1000).contains(&v) {
                     v as u32
                 } else {
-                    self.error(s.span(), format!("retries = {v}: use a whole number from 0 to 1000"));
+                    self.error(
+                        s.span(),
+                        format!("retries = {v}: use a whole number from 0 to 1000"),
+                    );
                     0
                 }
             }
@@ -799,7 +831,10 @@ impl Validator<'_> {
         let strategy = self.choice(
             &r.strategy,
             "strategy",
-            &[("canary", Strategy::Canary), ("blue-green", Strategy::BlueGreen)],
+            &[
+                ("canary", Strategy::Canary),
+                ("blue-green", Strategy::BlueGreen),
+            ],
             Strategy::Canary,
         );
         let steps: Vec<u8> = match &r.steps {
@@ -814,7 +849,12 @@ impl Validator<'_> {
                 for step in s.get_ref() {
                     let v = *step.get_ref();
                     if !(1..=100).contains(&v) {
-                        self.error(step.span(), format!("step {v} is out of range: each step is a percent from 1 to 100"));
+                        self.error(
+                            step.span(),
+                            format!(
+                                "step {v} is out of range: each step is a percent from 1 to 100"
+                            ),
+                        );
                         ok = false;
                     } else if v <= prev {
                         self.error(
@@ -834,7 +874,10 @@ impl Validator<'_> {
                     self.error(s.span(), "steps must end at 100 so the new version takes all traffic, like [5, 25, 50, 100]");
                 }
                 if strategy == Strategy::BlueGreen && ok && out != [100] {
-                    self.error(s.span(), "a blue-green release switches at once: steps must be [100] (or left out)");
+                    self.error(
+                        s.span(),
+                        "a blue-green release switches at once: steps must be [100] (or left out)",
+                    );
                 }
                 out
             }
@@ -849,13 +892,19 @@ impl Validator<'_> {
         let on_failure = self.choice(
             &r.on_failure,
             "on_failure",
-            &[("rollback", OnFailure::Rollback), ("pause", OnFailure::Pause)],
+            &[
+                ("rollback", OnFailure::Rollback),
+                ("pause", OnFailure::Pause),
+            ],
             OnFailure::Rollback,
         );
         let on_disconnect = self.choice(
             &r.on_disconnect,
             "on_disconnect",
-            &[("hold", OnDisconnect::Hold), ("rollback", OnDisconnect::Rollback)],
+            &[
+                ("hold", OnDisconnect::Hold),
+                ("rollback", OnDisconnect::Rollback),
+            ],
             OnDisconnect::Hold,
         );
         let Some(router) = &r.router else {
@@ -878,7 +927,10 @@ impl Validator<'_> {
         let span = r.span();
         let rr = r.get_ref();
         let Some(kind) = &rr.kind else {
-            self.error(span, "[traffic.router] needs kind = \"builtin\", \"haproxy\", \"nginx\" or \"command\"");
+            self.error(
+                span,
+                "[traffic.router] needs kind = \"builtin\", \"haproxy\", \"nginx\" or \"command\"",
+            );
             return None;
         };
         // Keys that belong to other kinds are mistakes worth naming.
@@ -900,7 +952,14 @@ impl Validator<'_> {
         let allowed: &[&str] = match kind.get_ref().as_str() {
             "builtin" => &["listen", "stable", "canary"],
             "haproxy" => &["socket", "backend", "stable_server", "canary_server"],
-            "nginx" => &["upstream_file", "upstream", "stable", "canary", "test", "reload"],
+            "nginx" => &[
+                "upstream_file",
+                "upstream",
+                "stable",
+                "canary",
+                "test",
+                "reload",
+            ],
             "command" => &["set_weight", "get_weight"],
             other => {
                 self.error(
@@ -915,16 +974,32 @@ impl Validator<'_> {
                 if !allowed.contains(&k) {
                     self.error(
                         v.span(),
-                        format!("{k} does not apply to a {} router: its keys are {}", kind.get_ref(), allowed.join(", ")),
+                        format!(
+                            "{k} does not apply to a {} router: its keys are {}",
+                            kind.get_ref(),
+                            allowed.join(", ")
+                        ),
                     );
                 }
             }
         }
         match kind.get_ref().as_str() {
             "builtin" => {
-                let listen = self.required(&rr.listen, span.clone(), "the builtin router needs listen = \"host:port\" (where clients connect)");
-                let stable = self.required(&rr.stable, span.clone(), "the builtin router needs stable = \"host:port\" (the running version)");
-                let canary = self.required(&rr.canary, span.clone(), "the builtin router needs canary = \"host:port\" (the new version)");
+                let listen = self.required(
+                    &rr.listen,
+                    span.clone(),
+                    "the builtin router needs listen = \"host:port\" (where clients connect)",
+                );
+                let stable = self.required(
+                    &rr.stable,
+                    span.clone(),
+                    "the builtin router needs stable = \"host:port\" (the running version)",
+                );
+                let canary = self.required(
+                    &rr.canary,
+                    span.clone(),
+                    "the builtin router needs canary = \"host:port\" (the new version)",
+                );
                 let (listen, stable, canary) = (listen?, stable?, canary?);
                 let listen = self.addr(listen, "listen");
                 let stable = self.addr(stable, "stable");
@@ -936,7 +1011,11 @@ impl Validator<'_> {
                 })
             }
             "command" => {
-                let set = self.required(&rr.set_weight, span.clone(), "the command router needs set_weight = \"command using $CUTOVER_WEIGHT\"")?;
+                let set = self.required(
+                    &rr.set_weight,
+                    span.clone(),
+                    "the command router needs set_weight = \"command using $CUTOVER_WEIGHT\"",
+                )?;
                 Some(RouterPlan::Command {
                     set_weight: set.get_ref().clone(),
                     get_weight: rr.get_weight.as_ref().map(|g| g.get_ref().clone()),
@@ -964,26 +1043,51 @@ impl Validator<'_> {
         }
         if window < interval {
             if let Some(s) = &r.window {
-                self.error(s.span(), "window must be at least as long as interval, or samples miss requests");
+                self.error(
+                    s.span(),
+                    "window must be at least as long as interval, or samples miss requests",
+                );
             }
         }
-        let whole = |this: &mut Self, s: &Option<S<i64>>, key: &str, min: i64, default: i64| -> i64 {
-            match s {
-                None => default,
-                Some(s) if *s.get_ref() >= min => *s.get_ref(),
-                Some(s) => {
-                    this.error(s.span(), format!("{key} = {}: use a whole number of at least {min}", s.get_ref()));
-                    default
+        let whole =
+            |this: &mut Self, s: &Option<S<i64>>, key: &str, min: i64, default: i64| -> i64 {
+                match s {
+                    None => default,
+                    Some(s) if *s.get_ref() >= min => *s.get_ref(),
+                    Some(s) => {
+                        this.error(
+                            s.span(),
+                            format!(
+                                "{key} = {}: use a whole number of at least {min}",
+                                s.get_ref()
+                            ),
+                        );
+                        default
+                    }
                 }
-            }
-        };
-        let min_requests = whole(self, &r.min_requests, "min_requests", 1, d.min_requests as i64) as u64;
-        let failure_limit = whole(self, &r.failure_limit, "failure_limit", 1, d.failure_limit as i64) as u32;
+            };
+        let min_requests = whole(
+            self,
+            &r.min_requests,
+            "min_requests",
+            1,
+            d.min_requests as i64,
+        ) as u64;
+        let failure_limit = whole(
+            self,
+            &r.failure_limit,
+            "failure_limit",
+            1,
+            d.failure_limit as i64,
+        ) as u32;
         let fraction = |this: &mut Self, s: &Option<S<f64>>, key: &str| -> Option<f64> {
             let s = s.as_ref()?;
             let v = *s.get_ref();
             if !(0.0..=1.0).contains(&v) {
-                this.error(s.span(), format!("{key} = {v} is a fraction: use a number from 0 to 1 (0.01 is 1%)"));
+                this.error(
+                    s.span(),
+                    format!("{key} = {v} is a fraction: use a number from 0 to 1 (0.01 is 1%)"),
+                );
             }
             Some(v)
         };
@@ -1000,7 +1104,8 @@ impl Validator<'_> {
         } else {
             d.max_error_rate
         };
-        let max_error_rate_increase = fraction(self, &r.max_error_rate_increase, "max_error_rate_increase");
+        let max_error_rate_increase =
+            fraction(self, &r.max_error_rate_increase, "max_error_rate_increase");
         let max_p99_ms = positive(self, &r.max_p99_ms, "max_p99_ms");
         let max_p99_ratio = positive(self, &r.max_p99_ratio, "max_p99_ratio");
         let source = match &r.source {
@@ -1009,7 +1114,14 @@ impl Validator<'_> {
                 let sr = s.get_ref();
                 match sr.kind.as_ref().map(|k| k.get_ref().as_str()) {
                     None | Some("builtin") => {
-                        for (k, v) in [("url", &sr.url), ("error_rate", &sr.error_rate), ("p99_ms", &sr.p99_ms), ("p50_ms", &sr.p50_ms), ("requests", &sr.requests), ("sample", &sr.sample)] {
+                        for (k, v) in [
+                            ("url", &sr.url),
+                            ("error_rate", &sr.error_rate),
+                            ("p99_ms", &sr.p99_ms),
+                            ("p50_ms", &sr.p50_ms),
+                            ("requests", &sr.requests),
+                            ("sample", &sr.sample),
+                        ] {
                             if let Some(v) = v {
                                 self.error(v.span(), format!("{k} does not apply to the builtin source, which reads the built-in router's own counts"));
                             }
@@ -1049,7 +1161,10 @@ impl Validator<'_> {
         let r = n.get_ref();
         let webhook = self.expand(&r.webhook);
         if !(webhook.starts_with("http://") || webhook.starts_with("https://")) {
-            self.error(r.webhook.span(), "webhook must be an http:// or https:// URL");
+            self.error(
+                r.webhook.span(),
+                "webhook must be an http:// or https:// URL",
+            );
         }
         let format = self.choice(
             &r.format,
@@ -1058,7 +1173,13 @@ impl Validator<'_> {
             NotifyFormat::Slack,
         );
         let secret = r.secret.as_ref().map(|s| self.expand(s));
-        const EVENTS: [&str; 5] = ["started", "approval_needed", "rolled_back", "succeeded", "failed"];
+        const EVENTS: [&str; 5] = [
+            "started",
+            "approval_needed",
+            "rolled_back",
+            "succeeded",
+            "failed",
+        ];
         let events = match &r.events {
             None => EVENTS.iter().map(|s| s.to_string()).collect(),
             Some(list) => {
@@ -1067,7 +1188,14 @@ impl Validator<'_> {
                     if EVENTS.contains(&e.get_ref().as_str()) {
                         out.push(e.get_ref().clone());
                     } else {
-                        self.error(e.span(), format!("event \"{}\" is not known: use {}", e.get_ref(), EVENTS.join(", ")));
+                        self.error(
+                            e.span(),
+                            format!(
+                                "event \"{}\" is not known: use {}",
+                                e.get_ref(),
+                                EVENTS.join(", ")
+                            ),
+                        );
                     }
                 }
                 out

@@ -1,1 +1,129 @@
-//! The operator's dashboard (ratatui): one view of the engine.
+//! The operator's dashboard (ratatui): one view of the engine. It renders the
+//! latest `Snapshot`, turns keys into `Command`s sent with `try_send`, and shows
+//! the engine's tracing events in a log pane.
+
+pub mod app;
+pub mod charts;
+pub mod checklist;
+pub mod event_loop;
+pub mod header;
+pub mod help;
+pub mod hints;
+pub mod input;
+pub mod keymap;
+pub mod logs;
+pub mod quit_dialog;
+pub mod screen;
+pub mod terminal;
+pub mod text;
+pub mod theme;
+pub mod traffic;
+
+use std::sync::Once;
+
+use chrono::Utc;
+use color_eyre::eyre::WrapErr;
+use tokio::sync::mpsc;
+
+pub use app::{Action, App};
+pub use screen::draw;
+pub use theme::Theme;
+
+/// The channels between the dashboard and the engine.
+pub struct DashboardIo {
+    pub snapshots: tokio::sync::watch::Receiver<crate::engine::Snapshot>,
+    pub commands: tokio::sync::mpsc::Sender<crate::engine::Command>,
+    /// Cancelled by the CLI when the terminal is gone (SIGHUP): stop at once, no busy loop.
+    pub hangup: tokio_util::sync::CancellationToken,
+}
+
+/// How the dashboard ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiExit {
+    /// The operator quit (after the outcome, or after the engine held traffic).
+    Quit,
+    /// The terminal went away; the CLI applies `on_disconnect`.
+    HangUp,
+}
+
+/// Installs the tracing subscriber feeding the log pane (tui-logger) — called before the engine starts.
+///
+/// The filter comes from `CUTOVER_LOG` (tracing-subscriber syntax), by default
+/// `info,cutover=debug`; the pane shows info and up until `+` is pressed there.
+pub fn init_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+
+        if let Err(error) = tui_logger::init_logger(tui_logger::LevelFilter::Trace) {
+            eprintln!("cutover: the log pane will stay empty: {error}");
+        }
+        tui_logger::set_default_level(tui_logger::LevelFilter::Trace);
+        let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,cutover=debug"));
+        // Another subscriber may already be installed (tests); keep it.
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(tui_logger::TuiTracingSubscriberLayer)
+            .try_init();
+    });
+}
+
+/// Runs the dashboard on the real terminal until the operator quits or the terminal goes away.
+pub async fn run(io: DashboardIo) -> color_eyre::Result<UiExit> {
+    let DashboardIo {
+        mut snapshots,
+        commands,
+        hangup,
+    } = io;
+    let mut app = App::new(snapshots.borrow_and_update().clone(), Theme::from_env());
+    app.set_clock(Utc::now());
+
+    let mut terminal = terminal::enter().wrap_err("cannot take over the terminal")?;
+    let (input_sender, input) = mpsc::channel(64);
+    let reader = match input::spawn(input_sender) {
+        Ok(reader) => reader,
+        Err(error) => {
+            let _ = terminal::restore();
+            return Err(error).wrap_err("cannot read the terminal");
+        }
+    };
+    let channels = event_loop::Channels {
+        snapshots,
+        commands,
+        hangup,
+        input,
+    };
+    let ended = event_loop::run(&mut terminal, &mut app, channels).await;
+    drop(reader);
+
+    match ended {
+        Ok(event_loop::LoopEnd::Quit) => {
+            terminal::restore().wrap_err("cannot restore the terminal")?;
+            Ok(UiExit::Quit)
+        }
+        Ok(event_loop::LoopEnd::HangUp) => {
+            leave_after_hang_up();
+            Ok(UiExit::HangUp)
+        }
+        Err(error) => {
+            // A write that fails because the tty vanished is a hang-up, not an error.
+            if !terminal::tty_alive() {
+                terminal::abandon();
+                return Ok(UiExit::HangUp);
+            }
+            let _ = terminal::restore();
+            Err(error).wrap_err("drawing the dashboard failed")
+        }
+    }
+}
+
+/// Restores the terminal only if it is still there; a dead tty is left alone.
+fn leave_after_hang_up() {
+    if terminal::tty_alive() {
+        let _ = terminal::restore();
+    } else {
+        terminal::abandon();
+    }
+}
