@@ -56,7 +56,9 @@ pub fn render_latency(frame: &mut Frame, area: Rect, app: &App) {
 fn render_series(frame: &mut Frame, area: Rect, app: &App, series: &Series) {
     let s = app.snapshot();
     let theme = app.theme();
-    let now_t = (app.now() - s.started_at).num_milliseconds() as f64 / 1000.0;
+    // A finished deployment's charts stop at its end.
+    let end = s.finished_at.unwrap_or_else(|| app.now());
+    let now_t = (end - s.started_at).num_milliseconds() as f64 / 1000.0;
     let last_t = s.samples.last().map_or(0.0, |p| p.t);
     let x_max = now_t.max(last_t).max(60.0);
     let x_min = (x_max - WINDOW_SECS).max(0.0);

@@ -39,7 +39,7 @@ fn identity_line(app: &App) -> Line<'static> {
     }
     spans.push(Span::styled(s.version.clone(), theme.canary));
     if let Some(environment) = &s.environment {
-        spans.push(Span::styled("  env ", theme.muted));
+        spans.push(Span::raw("  "));
         spans.push(Span::styled(environment.clone(), theme.title));
     }
     spans.push(Span::styled("  operator ", theme.muted));
@@ -69,6 +69,8 @@ fn progress_line(app: &App) -> Line<'static> {
     let end = s.finished_at.unwrap_or_else(|| app.now());
     let elapsed = (end - s.started_at).to_std().unwrap_or_default();
     let phase = match (s.phase, s.outcome) {
+        (_, Some(Outcome::RolledBack)) => "rolled back",
+        (_, Some(Outcome::RollbackFailed)) => "rollback failed",
         (_, Some(outcome)) => outcome.as_str(),
         (Phase::Starting, None) => "starting",
         (Phase::Running, None) => "running",
@@ -125,7 +127,7 @@ fn banner_text(app: &App) -> (String, Style) {
         };
         return (
             format!(
-                " {}{took}{reason} · journal {} · q exits",
+                " {}{took} · q exits{reason} · journal {}",
                 text::outcome_title(outcome),
                 s.journal_path
             ),
@@ -139,19 +141,19 @@ fn banner_text(app: &App) -> (String, Style) {
     match &s.gate {
         Some(Gate::Manual { check, prompt, .. }) => {
             return (
-                format!(" ? WAITING FOR YOU: {check}: {prompt} · a confirms"),
+                format!(" ? WAITING FOR YOU · a confirms · {check}: {prompt}"),
                 theme.banner_alert,
             );
         }
         Some(Gate::Step { from, to }) => {
             return (
-                format!(" ? APPROVAL: canary {from}% → {to}% · a advances · R rolls back"),
+                format!(" ? APPROVE THE NEXT STEP · a advances {from}% → {to}% · R rolls back"),
                 theme.banner_alert,
             );
         }
         Some(Gate::AnalysisHold { reason }) => {
             return (
-                format!(" ! ANALYSIS FAILED, HOLDING: {reason} · a carries on · R rolls back"),
+                format!(" ! ANALYSIS FAILED, HOLDING · a carries on · R rolls back · {reason}"),
                 theme.banner_bad,
             );
         }

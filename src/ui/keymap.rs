@@ -21,8 +21,8 @@ impl Scope {
     pub fn heading(self) -> &'static str {
         match self {
             Scope::Dashboard => "dashboard",
-            Scope::LogPane => "log pane (when focused)",
-            Scope::QuitDialog => "quit dialog",
+            Scope::LogPane => "logs",
+            Scope::QuitDialog => "dialog",
         }
     }
 }
@@ -127,8 +127,7 @@ pub static KEYMAP: &[Binding] = &[
         keys: &[ch('a')],
         scope: Scope::Dashboard,
         action: Action::Approve,
-        description:
-            "approve: confirm the waiting manual check or advance to the next traffic step",
+        description: "approve the waiting manual check or the next step",
         hint: hint("a", "approve"),
     },
     Binding {
@@ -163,8 +162,8 @@ pub static KEYMAP: &[Binding] = &[
         keys: &[plain(KeyCode::Enter)],
         scope: Scope::Dashboard,
         action: Action::Apply,
-        description: "apply the pending weight (when it differs from the current one)",
-        hint: hint("enter", "apply"),
+        description: "apply the pending weight (if not the current one)",
+        hint: hint("⏎", "apply"),
     },
     Binding {
         keys: &[plain(KeyCode::Esc)],
@@ -205,14 +204,14 @@ pub static KEYMAP: &[Binding] = &[
         keys: &[ch('k'), plain(KeyCode::Up)],
         scope: Scope::Dashboard,
         action: Action::Up,
-        description: "move up in the focused pane (previous check, older logs, weight up)",
+        description: "up in the focused pane: check, older logs, weight",
         hint: None,
     },
     Binding {
         keys: &[ch('j'), plain(KeyCode::Down)],
         scope: Scope::Dashboard,
         action: Action::Down,
-        description: "move down in the focused pane (next check, newer logs, weight down)",
+        description: "down in the focused pane: check, newer logs, weight",
         hint: None,
     },
     Binding {
@@ -226,35 +225,35 @@ pub static KEYMAP: &[Binding] = &[
         keys: &[ch('q'), ctrl('c')],
         scope: Scope::Dashboard,
         action: Action::Quit,
-        description: "quit; while a deployment is in progress, ask to hold traffic or stay",
+        description: "quit; mid-deployment, asks: hold and exit, or stay",
         hint: hint("q", "quit"),
     },
     Binding {
         keys: &[ch('+'), ch('=')],
         scope: Scope::LogPane,
         action: Action::LogLevelMore,
-        description: "show more detail (info → debug → trace)",
+        description: "more detail (info → debug → trace)",
         hint: hint("+-", "level"),
     },
     Binding {
         keys: &[ch('-')],
         scope: Scope::LogPane,
         action: Action::LogLevelLess,
-        description: "show less detail (trace → … → error)",
+        description: "less detail (down to errors only)",
         hint: None,
     },
     Binding {
         keys: &[ch('G'), plain(KeyCode::End)],
         scope: Scope::LogPane,
         action: Action::LogFollow,
-        description: "stop scrolling back and follow the newest lines",
+        description: "follow the newest lines again",
         hint: hint("G", "follow"),
     },
     Binding {
         keys: &[ch('h')],
         scope: Scope::QuitDialog,
         action: Action::HoldAndQuit,
-        description: "hold traffic where it is and exit (resumable with run --resume)",
+        description: "hold traffic where it is and exit (resumable)",
         hint: hint("h", "hold & exit"),
     },
     Binding {
@@ -281,7 +280,7 @@ pub static KEYMAP: &[Binding] = &[
         scope: Scope::QuitDialog,
         action: Action::DialogConfirm,
         description: "take the highlighted choice",
-        hint: hint("enter", "confirm"),
+        hint: hint("⏎", "confirm"),
     },
 ];
 

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::engine::snapshot::{TrafficView, Verdict};
+use crate::engine::snapshot::{Phase, TrafficView, Verdict};
 
 use super::app::{App, Pane};
 use super::screen::pane_block;
@@ -44,19 +44,21 @@ fn traffic_lines(app: &App, traffic: &TrafficView, width: usize) -> Vec<Line<'st
 
     // Second line: the slider while it moves, else a request in flight, else the plan.
     if let Some(pending) = app.pending_weight() {
+        // The marker points at the stable | canary boundary the weight would give.
         let at = bar_offset(pending, width);
-        let label = format!("▲ {pending}% pending · enter applies · esc drops");
-        let short = format!("▲ {pending}% pending");
-        let label = if at + label.chars().count() <= width {
-            label
+        let long = format!("{pending}% pending · enter applies · esc drops");
+        let short = format!("{pending}% pending");
+        let fits_right = |label: &str| at + 2 + label.chars().count() <= width;
+        let line = if fits_right(&long) {
+            format!("{}▲ {long}", " ".repeat(at))
+        } else if fits_right(&short) {
+            format!("{}▲ {short}", " ".repeat(at))
         } else {
-            short
+            let label = format!("{short} ▲");
+            let start = (at + 1).saturating_sub(label.chars().count());
+            format!("{}{label}", " ".repeat(start))
         };
-        let at = at.min(width.saturating_sub(label.chars().count()));
-        lines.push(Line::from(vec![
-            Span::raw(" ".repeat(at)),
-            Span::styled(label, theme.pending_weight),
-        ]));
+        lines.push(Line::styled(line, theme.pending_weight));
     } else if let Some(requested) = traffic
         .requested_weight
         .filter(|w| *w != traffic.current_weight)
@@ -69,17 +71,27 @@ fn traffic_lines(app: &App, traffic: &TrafficView, width: usize) -> Vec<Line<'st
         lines.push(steps_line(app, traffic));
     }
 
-    lines.push(status_line(app, traffic));
+    lines.push(status_line(app, traffic, width));
     if let Some(line) = analysis_line(app, width) {
         lines.push(line);
     }
     lines
 }
 
-/// Columns inside the bar where `weight` percent falls.
+/// The column where the bar's stable part ends at `weight` percent to the canary
+/// (the canary fills the bar from the right).
 fn bar_offset(weight: u8, width: usize) -> usize {
     let (left, bar, _) = bar_geometry(width);
-    left + bar * usize::from(weight) / 100
+    left + bar - canary_cells(weight, bar)
+}
+
+fn canary_cells(weight: u8, bar: usize) -> usize {
+    let cells = (bar * usize::from(weight) + 50) / 100;
+    if weight > 0 {
+        cells.clamp(1, bar)
+    } else {
+        0
+    }
 }
 
 /// Widths of the left label, the bar and the right label.
@@ -92,13 +104,12 @@ fn bar_geometry(width: usize) -> (usize, usize, usize) {
 fn split_bar(app: &App, weight: u8, width: usize) -> Line<'static> {
     let theme = app.theme();
     let (_, bar, _) = bar_geometry(width);
-    let canary_cells = (bar * usize::from(weight) + 50) / 100;
-    let canary_cells = if weight > 0 { canary_cells.max(1) } else { 0 };
-    let stable_cells = bar - canary_cells.min(bar);
+    let canary = canary_cells(weight, bar);
+    let stable_cells = bar - canary;
     Line::from(vec![
         Span::styled(format!(" stable {:>3}% ", 100 - weight), theme.stable),
         Span::styled("░".repeat(stable_cells), theme.stable),
-        Span::styled("█".repeat(canary_cells.min(bar)), theme.canary),
+        Span::styled("█".repeat(canary), theme.canary),
         Span::styled(format!(" {weight:>3}% canary"), theme.canary),
     ])
 }
@@ -122,56 +133,73 @@ fn steps_line(app: &App, traffic: &TrafficView) -> Line<'static> {
         spans.push(Span::styled(label, style));
         spans.push(Span::raw(" "));
     }
+    let last = traffic.steps.last().copied();
     match traffic.next_step {
         Some(next) => {
             spans.push(Span::styled("· next ", theme.muted));
             spans.push(Span::styled(format!("{next}%"), theme.canary));
         }
-        None => spans.push(Span::styled("· last step", theme.muted)),
+        None if last == Some(traffic.current_weight) => {
+            spans.push(Span::styled("· last step", theme.muted));
+        }
+        None => {}
     }
     Line::from(spans)
 }
 
-fn status_line(app: &App, traffic: &TrafficView) -> Line<'static> {
+fn status_line(app: &App, traffic: &TrafficView, width: usize) -> Line<'static> {
     let theme = app.theme();
-    let mut spans = vec![Span::raw(" ")];
-    let mut push = |text: String, style| {
-        if spans.len() > 1 {
-            spans.push(Span::styled(" · ", theme.muted));
-        }
-        spans.push(Span::styled(text, style));
-    };
+    let s = app.snapshot();
+    let moving = s.outcome.is_none() && s.phase != Phase::RollingBack;
+    let mut items = Vec::new();
     if let Some(ms) = traffic.rollback_weight_ms {
-        push(
+        items.push((
             format!("rollback: weight applied in {ms:.0} ms"),
             theme.warned,
-        );
+        ));
     }
     if traffic.paused {
-        push("⏸ paused (p resumes)".to_string(), theme.warned);
+        items.push(("⏸ paused (p resumes)".to_string(), theme.warned));
     }
-    if traffic.waiting_approval {
+    if moving && traffic.waiting_approval {
         let to = traffic
             .next_step
             .map(|n| format!(" (a advances to {n}%)"))
             .unwrap_or_default();
-        push(format!("waiting for approval{to}"), theme.waiting);
-    } else if !traffic.bake.is_zero() && app.snapshot().outcome.is_none() {
-        push(
+        items.push((format!("waiting for approval{to}"), theme.waiting));
+    } else if moving && !traffic.bake.is_zero() {
+        items.push((
             format!(
                 "baked {} of {}",
                 text::short_duration(traffic.baked),
                 text::short_duration(traffic.bake)
             ),
             theme.base,
-        );
+        ));
     }
-    let approval = if traffic.approval_manual {
-        "manual approval"
-    } else {
-        "auto approval"
-    };
-    push(approval.to_string(), theme.muted);
+    if moving {
+        let approval = if traffic.approval_manual {
+            "manual approval"
+        } else {
+            "auto approval"
+        };
+        items.push((approval.to_string(), theme.muted));
+    }
+    // As many items as fit, in order of importance.
+    let mut spans = vec![Span::raw(" ")];
+    let mut used = 1;
+    for (text, style) in items {
+        let separator = if spans.len() > 1 { 3 } else { 0 };
+        let cost = separator + text.chars().count();
+        if used + cost > width {
+            break;
+        }
+        if separator > 0 {
+            spans.push(Span::styled(" · ", theme.muted));
+        }
+        used += cost;
+        spans.push(Span::styled(text, style));
+    }
     Line::from(spans)
 }
 
@@ -193,7 +221,8 @@ fn analysis_line(app: &App, width: usize) -> Option<Line<'static>> {
     } else {
         point.reasons.join("; ")
     };
-    let detail = text::fit(&detail, width.saturating_sub(label.len() + 12));
+    // " analysis " + label + " · " + detail
+    let detail = text::fit(&detail, width.saturating_sub(10 + label.len() + 3));
     Some(Line::from(vec![
         Span::styled(" analysis ", theme.muted),
         Span::styled(label, style),
@@ -208,8 +237,10 @@ mod tests {
     #[test]
     fn the_slider_marker_sits_over_its_weight() {
         let (left, bar, _) = bar_geometry(60);
-        assert_eq!(bar_offset(0, 60), left);
-        assert_eq!(bar_offset(100, 60), left + bar);
+        // The canary grows from the right end of the bar.
+        assert_eq!(bar_offset(0, 60), left + bar);
+        assert_eq!(bar_offset(100, 60), left);
         assert_eq!(bar_offset(50, 60), left + bar / 2);
+        assert!(bar_offset(35, 60) < bar_offset(25, 60));
     }
 }
