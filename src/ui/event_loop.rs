@@ -71,18 +71,7 @@ pub async fn run<B: Backend>(
         tokio::select! {
             biased;
             () = channels.hangup.cancelled() => return Ok(LoopEnd::HangUp),
-            input = channels.input.recv() => match input {
-                Some(Input::Key(key)) => {
-                    if let Some(action) = keymap::action_for(&key, app.key_context()) {
-                        if let Some(command) = app.update(action) {
-                            send(&channels.commands, command, app);
-                        }
-                        dirty = true;
-                    }
-                }
-                Some(Input::Resize) => dirty = true,
-                Some(Input::Gone) | None => return Ok(LoopEnd::HangUp),
-            },
+            // Snapshots before keys, so a key acts on the newest state.
             changed = channels.snapshots.changed(), if engine_open => {
                 match changed {
                     Ok(()) => {
@@ -97,6 +86,18 @@ pub async fn run<B: Backend>(
                 }
                 dirty = true;
             }
+            input = channels.input.recv() => match input {
+                Some(Input::Key(key)) => {
+                    if let Some(action) = keymap::action_for(&key, app.key_context()) {
+                        if let Some(command) = app.update(action) {
+                            send(&channels.commands, command, app);
+                        }
+                        dirty = true;
+                    }
+                }
+                Some(Input::Resize) => dirty = true,
+                Some(Input::Gone) | None => return Ok(LoopEnd::HangUp),
+            },
             () = sleep_until(next_frame), if dirty => {}
             () = sleep(tick) => dirty = true,
         }
