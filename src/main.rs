@@ -1,5 +1,504 @@
-//! The `cutover` command line.
+//! The `cutover` command line: run, check, demo, demo-app, history, show.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::signal::unix::{signal, SignalKind as UnixSignal};
+
+use cutover::config::{self, Plan};
+use cutover::demo;
+use cutover::engine::{self, Command, EngineOptions, SignalKind};
+use cutover::headless::{self, Format};
+use cutover::history;
+use cutover::journal;
+use cutover::router::BuiltRouter;
+
+/// Exit code for bad usage or an invalid config.
+const EXIT_USAGE: i32 = 2;
+/// Exit code for a failure before any change, or an internal error.
+const EXIT_FAILED: i32 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "cutover",
+    version,
+    about = "Run a deployment as a procedure and steer canary and blue-green releases live"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the plan in FILE (default ./deploy.toml)
+    Run(RunArgs),
+    /// Validate the config and print the plan; nothing is executed
+    Check {
+        /// The plan (default ./deploy.toml)
+        file: Option<PathBuf>,
+    },
+    /// A self-contained rehearsal on loopback with the example plan
+    Demo(DemoArgs),
+    /// The sample service on its own
+    DemoApp(DemoAppArgs),
+    /// Past deployments of a state dir
+    History(HistoryArgs),
+    /// One deployment's story
+    Show(ShowArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The plan (default ./deploy.toml)
+    file: Option<PathBuf>,
+    /// No dashboard: one line per event on stdout
+    #[arg(long)]
+    headless: bool,
+    /// With --headless: each event as one JSON object per line
+    #[arg(long)]
+    json: bool,
+    /// Manual checks and approval gates pass by themselves
+    #[arg(long)]
+    auto_approve: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FaultArg {
+    Error,
+    Latency,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Where the journal goes (default: a new temporary directory)
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// No dashboard: one line per event on stdout (approves by itself)
+    #[arg(long)]
+    headless: bool,
+    /// With --headless: each event as one JSON object per line
+    #[arg(long)]
+    json: bool,
+    /// Manual checks and approval gates pass by themselves
+    #[arg(long)]
+    auto_approve: bool,
+    /// Make the canary go bad at its second step
+    #[arg(long, value_enum)]
+    fault: Option<FaultArg>,
+}
+
+#[derive(clap::Args)]
+struct DemoAppArgs {
+    /// Address to listen on, like 127.0.0.1:9001
+    #[arg(long)]
+    listen: SocketAddr,
+    /// The version it reports
+    #[arg(long)]
+    version: String,
+    /// Fraction of requests answered with 500 (0 to 1)
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Added delay per request, in milliseconds
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+}
+
+#[derive(clap::Args)]
+struct HistoryArgs {
+    /// The state dir (default: deploy.toml's, else ./.cutover)
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// As JSON
+    #[arg(long)]
+    json: bool,
+    /// Check every journal's hash chain; exit 1 if any is broken
+    #[arg(long)]
+    verify: bool,
+}
+
+#[derive(clap::Args)]
+struct ShowArgs {
+    /// The state dir (default: deploy.toml's, else ./.cutover)
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// As JSON
+    #[arg(long)]
+    json: bool,
+    /// The deployment id (as `history` lists it)
+    id: String,
+}
 
 fn main() {
-    let _ = cutover::engine::snapshot::Outcome::Succeeded;
+    let _ = color_eyre::install();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(EXIT_FAILED);
+        }
+    };
+    let code = runtime.block_on(dispatch(cli));
+    // Background tasks (router, load) must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    std::process::exit(code);
+}
+
+async fn dispatch(cli: Cli) -> i32 {
+    match cli.command {
+        Cmd::Check { file } => check(file),
+        Cmd::Run(args) => run(args).await,
+        Cmd::Demo(args) => demo_cmd(args).await,
+        Cmd::DemoApp(args) => demo_app(args).await,
+        Cmd::History(args) => history_cmd(args),
+        Cmd::Show(args) => show_cmd(args),
+    }
+}
+
+fn plan_path(file: Option<PathBuf>) -> PathBuf {
+    file.unwrap_or_else(|| PathBuf::from("deploy.toml"))
+}
+
+fn load(path: &Path) -> Result<Plan, i32> {
+    config::load(path).map_err(|errors| {
+        for e in &errors.0 {
+            eprintln!("{e}");
+        }
+        let n = errors.0.len();
+        eprintln!(
+            "{n} error{} in {}: nothing was executed",
+            if n == 1 { "" } else { "s" },
+            path.display()
+        );
+        EXIT_USAGE
+    })
+}
+
+fn check(file: Option<PathBuf>) -> i32 {
+    let path = plan_path(file);
+    match load(&path) {
+        Ok(plan) => {
+            print!("{}", plan.describe());
+            println!("ok: {} is valid; nothing was executed", path.display());
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+/// How a run shows itself.
+struct Presentation {
+    headless: bool,
+    json: bool,
+    auto_approve: bool,
+}
+
+async fn run(args: RunArgs) -> i32 {
+    if args.json && !args.headless {
+        eprintln!("error: --json goes with --headless");
+        return EXIT_USAGE;
+    }
+    let path = plan_path(args.file);
+    let plan = match load(&path) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let show = Presentation {
+        headless: args.headless,
+        json: args.json,
+        auto_approve: args.auto_approve,
+    };
+    execute(plan, show, None, |_| {}).await
+}
+
+/// Runs a plan to its end and returns the exit code of its outcome.
+async fn execute(
+    plan: Plan,
+    show: Presentation,
+    router: Option<BuiltRouter>,
+    on_start: impl FnOnce(&engine::EngineHandle),
+) -> i32 {
+    let interactive = !show.headless && std::io::stdout().is_terminal();
+    if !interactive && !show.auto_approve {
+        let gates = plan.manual_gates();
+        if let Some(first) = gates.first() {
+            eprintln!(
+                "error: the plan waits for an operator at {first}{}, and this run has no dashboard to approve it: run in a terminal, or pass --auto-approve",
+                if gates.len() > 1 {
+                    format!(" (and {} more gate{})", gates.len() - 1, if gates.len() > 2 { "s" } else { "" })
+                } else {
+                    String::new()
+                }
+            );
+            return EXIT_USAGE;
+        }
+    }
+    cutover::logging::init_plain(!show.json);
+    let mut opts = EngineOptions::new(engine::operator_from_env());
+    opts.auto_approve = show.auto_approve;
+    opts.router = router;
+    let mut handle = match engine::start(plan, opts).await {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    on_start(&handle);
+    spawn_signal_forwarder(handle.commands.clone());
+    let format = if show.json {
+        Format::Json
+    } else {
+        Format::Text
+    };
+    let mut out = std::io::stdout().lock();
+    while let Some(record) = handle.records.recv().await {
+        if headless::print_record(&mut out, &record, format).is_err() {
+            // stdout is gone (a closed pipe): keep the engine going, journal only.
+            break;
+        }
+    }
+    drop(out);
+    let outcome = match handle.task.await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: the engine stopped unexpectedly: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    if !show.json {
+        eprintln!("journal: {}", handle.journal_path.display());
+    }
+    outcome.exit_code()
+}
+
+/// SIGINT, SIGTERM and SIGHUP become engine commands: traffic is held (or, for
+/// a hang-up with on_disconnect = "rollback", rolled back) and the run ends.
+fn spawn_signal_forwarder(commands: tokio::sync::mpsc::Sender<Command>) {
+    tokio::spawn(async move {
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+            signal(UnixSignal::interrupt()),
+            signal(UnixSignal::terminate()),
+            signal(UnixSignal::hangup()),
+        ) else {
+            return;
+        };
+        loop {
+            let kind = tokio::select! {
+                _ = int.recv() => SignalKind::Interrupt,
+                _ = term.recv() => SignalKind::Terminate,
+                _ = hup.recv() => SignalKind::Hangup,
+            };
+            if commands.send(Command::Signal(kind)).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+async fn demo_cmd(args: DemoArgs) -> i32 {
+    if args.json && !args.headless {
+        eprintln!("error: --json goes with --headless");
+        return EXIT_USAGE;
+    }
+    let state_dir = match demo::state_dir(args.state_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot make a state dir: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let plan = match demo::example_plan(&state_dir) {
+        Ok(p) => p,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return EXIT_USAGE;
+        }
+    };
+    let demo = match demo::start(plan.clone()).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: the demo could not start: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    if !args.json {
+        eprintln!(
+            "demo: {} {} on {}, {} on {}, router on {} with ~{} requests/s; journal in {}",
+            demo.plan.deployment.service,
+            demo.plan.deployment.previous.as_deref().unwrap_or("stable"),
+            demo.stable.local_addr(),
+            demo.plan.deployment.version,
+            demo.canary.local_addr(),
+            demo.router_addr,
+            demo::DEMO_RPS,
+            state_dir.display()
+        );
+    }
+    let show = Presentation {
+        headless: args.headless,
+        json: args.json,
+        auto_approve: args.auto_approve || args.headless,
+    };
+    let fault = args.fault.map(|f| match f {
+        FaultArg::Error => demo::Fault::Error,
+        FaultArg::Latency => demo::Fault::Latency,
+    });
+    let canary = demo.canary.clone();
+    let demo_plan = demo.plan.clone();
+    let code = execute(
+        demo.plan.clone(),
+        show,
+        Some(BuiltRouter {
+            router: demo.router.router.clone(),
+            stats: demo.router.stats.clone(),
+            listen: demo.router.listen,
+        }),
+        |handle| {
+            if let Some(f) = fault {
+                demo::inject_fault(f, &demo_plan, canary, handle.snapshots.clone());
+            }
+        },
+    )
+    .await;
+    let counts = demo.load.counts();
+    drop(demo);
+    if !args.json {
+        eprintln!(
+            "demo: {} requests sent ({} ok, {} 5xx, {} failed); state dir {}",
+            counts.sent,
+            counts.ok,
+            counts.server_errors,
+            counts.failed,
+            state_dir.display()
+        );
+    }
+    code
+}
+
+async fn demo_app(args: DemoAppArgs) -> i32 {
+    if !(0.0..=1.0).contains(&args.error_rate) {
+        eprintln!("error: --error-rate is a fraction from 0 to 1");
+        return EXIT_USAGE;
+    }
+    let cfg = demo::app::DemoAppConfig {
+        listen: args.listen,
+        version: args.version,
+        error_rate: args.error_rate,
+        latency_ms: args.latency_ms,
+    };
+    match demo::app::serve_forever(cfg).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: demo-app: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// The state dir named, else the one of ./deploy.toml, else ./.cutover.
+fn resolve_state_dir(given: Option<PathBuf>) -> PathBuf {
+    if let Some(d) = given {
+        return d;
+    }
+    let local = Path::new("deploy.toml");
+    if local.exists() {
+        if let Ok(plan) = config::load(local) {
+            return plan.deployment.state_dir;
+        }
+    }
+    PathBuf::from(".cutover")
+}
+
+fn history_cmd(args: HistoryArgs) -> i32 {
+    let dir = resolve_state_dir(args.state_dir);
+    if args.verify {
+        let paths = match journal::list(&dir) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", dir.display());
+                return EXIT_FAILED;
+            }
+        };
+        let mut bad = 0;
+        for p in &paths {
+            match journal::verify(p) {
+                Ok(r) => match r.problem {
+                    None => println!("ok   {} ({} lines)", p.display(), r.lines),
+                    Some(b) => {
+                        bad += 1;
+                        println!("BAD  {}:{}: {}", p.display(), b.line, b.message);
+                    }
+                },
+                Err(e) => {
+                    bad += 1;
+                    println!("BAD  {}: {e}", p.display());
+                }
+            }
+        }
+        println!("{} journal(s), {} broken", paths.len(), bad);
+        return if bad > 0 { 1 } else { 0 };
+    }
+    let rows = match history::all(&dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", dir.display());
+            return EXIT_FAILED;
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&rows) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_FAILED;
+            }
+        }
+    } else if rows.is_empty() {
+        println!("no deployments in {}", dir.display());
+    } else {
+        print!("{}", history::table(&rows));
+    }
+    0
+}
+
+fn show_cmd(args: ShowArgs) -> i32 {
+    let dir = resolve_state_dir(args.state_dir);
+    let path = journal::deployments_dir(&dir).join(format!("{}.jsonl", args.id));
+    let events = match journal::read_events(&path) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: no deployment {} in {}: {e}", args.id, dir.display());
+            return EXIT_USAGE;
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&events) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_FAILED;
+            }
+        }
+        return 0;
+    }
+    for e in events {
+        let ts = e
+            .get("ts")
+            .and_then(|t| t.as_str())
+            .unwrap_or("")
+            .to_string();
+        match serde_json::from_value::<engine::Event>(e) {
+            Ok(ev) => println!("{ts}  {}", ev.describe()),
+            Err(_) => println!("{ts}  (an event this version does not know)"),
+        }
+    }
+    0
 }

@@ -1,6 +1,7 @@
 //! The deployment plan: loading, strict validation with file:line:col errors,
 //! `${env:NAME}` expansion, and the validated [`Plan`] the engine runs.
 
+mod describe;
 mod raw;
 
 use std::collections::{BTreeMap, HashSet};
@@ -153,6 +154,27 @@ pub enum RouterPlan {
         set_weight: String,
         get_weight: Option<String>,
     },
+    Haproxy(HaproxyTarget),
+    Nginx {
+        upstream_file: PathBuf,
+        upstream: String,
+        stable: String,
+        canary: String,
+        /// Validates the written config; default `nginx -t`.
+        test: String,
+        /// Makes nginx read it; default `nginx -s reload`.
+        reload: String,
+    },
+}
+
+/// Where HAProxy's runtime API is and which servers carry the two versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxyTarget {
+    /// A unix socket path, or host:port.
+    pub socket: String,
+    pub backend: String,
+    pub stable_server: String,
+    pub canary_server: String,
 }
 
 impl RouterPlan {
@@ -160,6 +182,8 @@ impl RouterPlan {
         match self {
             RouterPlan::Builtin { .. } => "builtin",
             RouterPlan::Command { .. } => "command",
+            RouterPlan::Haproxy(_) => "haproxy",
+            RouterPlan::Nginx { .. } => "nginx",
         }
     }
 }
@@ -177,13 +201,33 @@ pub struct TrafficPlan {
 
 #[derive(Debug, Clone)]
 pub enum SourcePlan {
+    /// The built-in router's own counts.
     Builtin,
+    /// Instant PromQL queries; `$version` stands for each track's version label.
+    Prometheus {
+        url: String,
+        url_display: String,
+        error_rate: String,
+        p99_ms: Option<String>,
+        p50_ms: Option<String>,
+        requests: String,
+        /// The version labels of the two tracks.
+        canary_version: String,
+        stable_version: String,
+    },
+    /// HAProxy's `show stat` for the router's two servers.
+    Haproxy(HaproxyTarget),
+    /// A command printing a JSON sample of both tracks.
+    Command { sample: String },
 }
 
 impl SourcePlan {
     pub fn kind(&self) -> &'static str {
         match self {
             SourcePlan::Builtin => "builtin",
+            SourcePlan::Prometheus { .. } => "prometheus",
+            SourcePlan::Haproxy(_) => "haproxy",
+            SourcePlan::Command { .. } => "command",
         }
     }
 }
@@ -340,6 +384,7 @@ pub fn parse(
 ) -> Result<Plan, ConfigErrors> {
     let mut v = Validator {
         text,
+        base,
         file,
         env,
         errors: Vec::new(),
@@ -378,6 +423,7 @@ fn explain_toml_error(message: &str) -> String {
 
 struct Validator<'a> {
     text: &'a str,
+    base: &'a Path,
     file: &'a str,
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<ConfigError>,
@@ -395,6 +441,27 @@ const STAGE_KEYS: [StageName; 7] = [
 ];
 
 impl Validator<'_> {
+    /// Where the header of `[name]` (or of its first `[name.…]` subtable) is.
+    fn table_span(&self, name: &str) -> Range<usize> {
+        let mut offset = 0;
+        for line in self.text.split_inclusive('\n') {
+            let t = line.trim_start();
+            let header = t
+                .strip_prefix('[')
+                .map(|h| h.trim_start())
+                .filter(|h| !h.starts_with('['));
+            if let Some(h) = header {
+                let key = h.split([']', '.']).next().unwrap_or("").trim();
+                if key == name {
+                    let start = offset + (line.len() - t.len());
+                    return start..start + t.trim_end().len();
+                }
+            }
+            offset += line.len();
+        }
+        0..0
+    }
+
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, col) = line_col(self.text, span.start);
         self.errors.push(ConfigError {
@@ -588,34 +655,22 @@ impl Validator<'_> {
             }
         }
 
+        let traffic = raw.traffic.as_ref().and_then(|t| self.traffic(t));
         let analysis = match &raw.analysis {
-            Some(a) => self.analysis(a),
+            Some(a) => self.analysis(a, traffic.as_ref(), &version, previous.as_deref()),
             None => AnalysisPlan::default(),
         };
-        let traffic = raw.traffic.as_ref().and_then(|t| self.traffic(t));
-        if let Some(a) = &raw.analysis {
-            if let (Some(src), Some(t)) = (&a.get_ref().source, &traffic) {
-                let is_builtin = src
-                    .get_ref()
-                    .kind
-                    .as_ref()
-                    .map(|k| k.get_ref() == "builtin")
-                    .unwrap_or(true);
-                if is_builtin && !matches!(t.router, RouterPlan::Builtin { .. }) {
-                    self.error(
-                        src.span(),
-                        format!("the builtin metric source reads the built-in router's counts, but the router is kind \"{}\": use the builtin router or another source", t.router.kind()),
-                    );
-                }
-            }
-        } else if let Some(t) = &traffic {
+        if let (Some(t), true) = (&traffic, matches!(analysis.source, SourcePlan::Builtin)) {
             if !matches!(t.router, RouterPlan::Builtin { .. }) {
-                if let Some(tr) = &raw.traffic {
-                    self.error(
-                        tr.span(),
-                        "a router other than builtin needs an [analysis.source] to judge the canary",
-                    );
-                }
+                let at = raw
+                    .analysis
+                    .as_ref()
+                    .map(|_| self.table_span("analysis"))
+                    .unwrap_or_else(|| self.table_span("traffic"));
+                self.error(
+                    at,
+                    format!("the builtin metric source reads the built-in router's own counts, but the router is kind \"{}\": add [analysis.source] with kind \"prometheus\", \"haproxy\" or \"command\"", t.router.kind()),
+                );
             }
         }
         let notify = raw.notify.as_ref().map(|n| self.notify(n));
@@ -825,9 +880,8 @@ impl Validator<'_> {
         })
     }
 
-    fn traffic(&mut self, t: &S<raw::RawTraffic>) -> Option<TrafficPlan> {
-        let span = t.span();
-        let r = t.get_ref();
+    fn traffic(&mut self, r: &raw::RawTraffic) -> Option<TrafficPlan> {
+        let span = self.table_span("traffic");
         let strategy = self.choice(
             &r.strategy,
             "strategy",
@@ -1021,18 +1075,98 @@ impl Validator<'_> {
                     get_weight: rr.get_weight.as_ref().map(|g| g.get_ref().clone()),
                 })
             }
-            other => {
-                self.error(
-                    kind.span(),
-                    format!("router kind \"{other}\" is not available in this version of cutover: use \"builtin\" or \"command\""),
+            "haproxy" => {
+                let socket = self.required(&rr.socket, span.clone(), "the haproxy router needs socket = \"/run/haproxy/admin.sock\" (or \"host:port\"): HAProxy's runtime API at admin level");
+                let backend = self.required(
+                    &rr.backend,
+                    span.clone(),
+                    "the haproxy router needs backend = \"…\" (the backend holding both servers)",
                 );
-                None
+                let stable = self.required(
+                    &rr.stable_server,
+                    span.clone(),
+                    "the haproxy router needs stable_server = \"…\" (the running version's server)",
+                );
+                let canary = self.required(
+                    &rr.canary_server,
+                    span.clone(),
+                    "the haproxy router needs canary_server = \"…\" (the new version's server)",
+                );
+                let (socket, backend, stable, canary) = (socket?, backend?, stable?, canary?);
+                Some(RouterPlan::Haproxy(HaproxyTarget {
+                    socket: self.expand(socket),
+                    backend: self.expand(backend),
+                    stable_server: self.expand(stable),
+                    canary_server: self.expand(canary),
+                }))
             }
+            "nginx" => {
+                let file = self.required(&rr.upstream_file, span.clone(), "the nginx router needs upstream_file = \"…\" (the file cutover writes the upstream block to)");
+                let upstream = self.required(
+                    &rr.upstream,
+                    span.clone(),
+                    "the nginx router needs upstream = \"…\" (the upstream block's name)",
+                );
+                let stable = self.required(
+                    &rr.stable,
+                    span.clone(),
+                    "the nginx router needs stable = \"host:port\" (the running version)",
+                );
+                let canary = self.required(
+                    &rr.canary,
+                    span.clone(),
+                    "the nginx router needs canary = \"host:port\" (the new version)",
+                );
+                let (file, upstream, stable, canary) = (file?, upstream?, stable?, canary?);
+                let name = self.expand(upstream);
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                {
+                    self.error(upstream.span(), format!("upstream = \"{name}\" is not an nginx upstream name: use letters, digits, '_', '-' or '.'"));
+                }
+                let server = |this: &mut Self, s: &S<String>, key: &str| -> String {
+                    let v = this.expand(s);
+                    if v.is_empty()
+                        || v.contains(|c: char| {
+                            c.is_whitespace() || c == ';' || c == '{' || c == '}'
+                        })
+                    {
+                        this.error(s.span(), format!("{key} = \"{v}\" is not a server address nginx accepts: write host:port"));
+                    }
+                    v
+                };
+                let stable = server(self, stable, "stable");
+                let canary = server(self, canary, "canary");
+                Some(RouterPlan::Nginx {
+                    upstream_file: self.base.join(self.expand(file)),
+                    upstream: name,
+                    stable,
+                    canary,
+                    test: rr
+                        .test
+                        .as_ref()
+                        .map(|t| t.get_ref().clone())
+                        .unwrap_or_else(|| "nginx -t".into()),
+                    reload: rr
+                        .reload
+                        .as_ref()
+                        .map(|t| t.get_ref().clone())
+                        .unwrap_or_else(|| "nginx -s reload".into()),
+                })
+            }
+            _ => None,
         }
     }
 
-    fn analysis(&mut self, a: &S<raw::RawAnalysis>) -> AnalysisPlan {
-        let r = a.get_ref();
+    fn analysis(
+        &mut self,
+        r: &raw::RawAnalysis,
+        traffic: Option<&TrafficPlan>,
+        version: &str,
+        previous: Option<&str>,
+    ) -> AnalysisPlan {
         let d = AnalysisPlan::default();
         let interval = self.duration(&r.interval, d.interval);
         let window = self.duration(&r.window, d.window);
@@ -1108,6 +1242,7 @@ impl Validator<'_> {
             fraction(self, &r.max_error_rate_increase, "max_error_rate_increase");
         let max_p99_ms = positive(self, &r.max_p99_ms, "max_p99_ms");
         let max_p99_ratio = positive(self, &r.max_p99_ratio, "max_p99_ratio");
+        let _ = traffic;
         let source = match &r.source {
             None => SourcePlan::Builtin,
             Some(s) => {
@@ -1128,14 +1263,49 @@ impl Validator<'_> {
                         }
                         SourcePlan::Builtin
                     }
-                    Some(other @ ("prometheus" | "haproxy" | "command")) => {
-                        let k = sr.kind.as_ref().map(|k| k.span()).unwrap_or(s.span());
-                        self.error(
-                            k,
-                            format!("metric source kind \"{other}\" is not available in this version of cutover: use \"builtin\""),
-                        );
-                        SourcePlan::Builtin
+                    Some("prometheus") => self.prometheus(s, version, previous),
+                    Some("haproxy") => {
+                        for (k, v) in [
+                            ("url", &sr.url),
+                            ("error_rate", &sr.error_rate),
+                            ("p99_ms", &sr.p99_ms),
+                            ("p50_ms", &sr.p50_ms),
+                            ("requests", &sr.requests),
+                            ("sample", &sr.sample),
+                        ] {
+                            if let Some(v) = v {
+                                self.error(v.span(), format!("{k} does not apply to the haproxy source, which reads the router's `show stat`"));
+                            }
+                        }
+                        // HAProxy keeps average times only: percentile limits cannot be judged.
+                        for (k, v) in [
+                            ("max_p99_ms", &r.max_p99_ms),
+                            ("max_p99_ratio", &r.max_p99_ratio),
+                        ] {
+                            if let Some(v) = v {
+                                self.error(v.span(), format!("{k} needs percentiles, and HAProxy's stats have average response times only: drop it, or use kind = \"prometheus\" with a p99_ms query"));
+                            }
+                        }
+                        match traffic.map(|t| &t.router) {
+                            Some(RouterPlan::Haproxy(target)) => {
+                                SourcePlan::Haproxy(target.clone())
+                            }
+                            _ => {
+                                let k = sr.kind.as_ref().map(|k| k.span()).unwrap_or(s.span());
+                                self.error(k, "the haproxy metric source reads the haproxy router's stats socket: it needs [traffic.router] kind = \"haproxy\"");
+                                SourcePlan::Builtin
+                            }
+                        }
                     }
+                    Some("command") => match &sr.sample {
+                        Some(c) => SourcePlan::Command {
+                            sample: c.get_ref().clone(),
+                        },
+                        None => {
+                            self.error(s.span(), "the command metric source needs sample = \"command printing {\\\"canary\\\": {…}, \\\"stable\\\": {…}} as JSON\"");
+                            SourcePlan::Builtin
+                        }
+                    },
                     Some(other) => {
                         let k = sr.kind.as_ref().map(|k| k.span()).unwrap_or(s.span());
                         self.error(k, format!("metric source kind \"{other}\" is not known: use \"builtin\", \"prometheus\", \"haproxy\" or \"command\""));
@@ -1154,6 +1324,63 @@ impl Validator<'_> {
             max_error_rate_increase,
             max_p99_ratio,
             source,
+        }
+    }
+
+    fn prometheus(
+        &mut self,
+        s: &S<raw::RawSource>,
+        version: &str,
+        previous: Option<&str>,
+    ) -> SourcePlan {
+        let sr = s.get_ref();
+        if let Some(v) = &sr.sample {
+            self.error(v.span(), "sample applies to the command source only");
+        }
+        let url = self.required(
+            &sr.url,
+            s.span(),
+            "the prometheus source needs url = \"http://127.0.0.1:9090\"",
+        );
+        let error_rate = self.required(&sr.error_rate, s.span(), "the prometheus source needs an error_rate query (the 5xx fraction of the track `$version`)");
+        let requests = self.required(&sr.requests, s.span(), "the prometheus source needs a requests query (the track's request count over the window)");
+        let (Some(url), Some(error_rate), Some(requests)) = (url, error_rate, requests) else {
+            return SourcePlan::Builtin;
+        };
+        let url_value = self.expand(url);
+        if reqwest::Url::parse(&url_value).is_err() || !url_value.starts_with("http") {
+            self.error(
+                url.span(),
+                format!(
+                    "url = \"{}\" is not an http:// URL of a Prometheus server",
+                    url.get_ref()
+                ),
+            );
+        }
+        let query = |this: &mut Self, q: &S<String>, key: &str| -> String {
+            let v = this.expand(q);
+            if !v.contains("$version") {
+                this.error(q.span(), format!("the {key} query does not use $version, so it cannot tell canary from stable: select the track with a label like {{version=\"$version\"}}"));
+            }
+            v
+        };
+        let error_rate = query(self, error_rate, "error_rate");
+        let requests = query(self, requests, "requests");
+        let p99_ms = sr.p99_ms.as_ref().map(|q| query(self, q, "p99_ms"));
+        let p50_ms = sr.p50_ms.as_ref().map(|q| query(self, q, "p50_ms"));
+        let Some(previous) = previous else {
+            self.error(s.span(), "the prometheus source compares the two versions' series, so [deployment] needs previous = \"…\" (the stable version label)");
+            return SourcePlan::Builtin;
+        };
+        SourcePlan::Prometheus {
+            url: url_value,
+            url_display: url.get_ref().clone(),
+            error_rate,
+            p99_ms,
+            p50_ms,
+            requests,
+            canary_version: version.to_string(),
+            stable_version: previous.to_string(),
         }
     }
 

@@ -19,8 +19,10 @@ pub struct RawConfig {
     pub verify: Option<Vec<S<RawCheck>>>,
     pub finalize: Option<Vec<S<RawCheck>>>,
     pub rollback: Option<Vec<S<RawCheck>>>,
-    pub traffic: Option<S<RawTraffic>>,
-    pub analysis: Option<S<RawAnalysis>>,
+    // Not spanned: a table made implicitly by [traffic.router] or
+    // [analysis.source] cannot carry a span; `table_span` finds its header.
+    pub traffic: Option<RawTraffic>,
+    pub analysis: Option<RawAnalysis>,
     pub notify: Option<S<RawNotify>>,
 }
 

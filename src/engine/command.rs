@@ -15,4 +15,27 @@ pub enum Command {
     Rollback { reason: String },
     /// Hold traffic where it is, record the deployment as interrupted, stop.
     HoldAndQuit { reason: String },
+    /// The process got a signal: a hang-up follows `[traffic] on_disconnect`,
+    /// the others hold traffic and stop.
+    Signal(SignalKind),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalKind {
+    /// SIGHUP: the terminal went away.
+    Hangup,
+    /// SIGTERM.
+    Terminate,
+    /// SIGINT (ctrl-c outside the dashboard).
+    Interrupt,
+}
+
+impl SignalKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SignalKind::Hangup => "SIGHUP",
+            SignalKind::Terminate => "SIGTERM",
+            SignalKind::Interrupt => "SIGINT",
+        }
+    }
 }

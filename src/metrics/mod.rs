@@ -3,6 +3,9 @@
 //! The engine only sees the [`MetricSource`] trait; each source is one file.
 
 pub mod builtin;
+pub mod command;
+pub mod haproxy;
+pub mod prometheus;
 
 use std::time::Duration;
 
@@ -60,4 +63,50 @@ impl MetricError {
 pub trait MetricSource: Send + Sync {
     fn kind(&self) -> &'static str;
     async fn sample(&self, window: Duration) -> Result<TrackPair, MetricError>;
+}
+
+/// Builds the metric source the plan names. The builtin source needs the
+/// built-in router's counts.
+pub fn build(
+    plan: &crate::config::SourcePlan,
+    stats: Option<std::sync::Arc<TrafficStats>>,
+    ctx: crate::check::CheckContext,
+) -> Result<std::sync::Arc<dyn MetricSource>, MetricError> {
+    use crate::config::SourcePlan;
+    use std::sync::Arc;
+    Ok(match plan {
+        SourcePlan::Builtin => match stats {
+            Some(stats) => Arc::new(builtin::BuiltinSource::new(stats)),
+            None => {
+                return Err(MetricError::new(
+                    "builtin",
+                    "the builtin metric source needs the built-in router",
+                ))
+            }
+        },
+        SourcePlan::Prometheus {
+            url,
+            error_rate,
+            p99_ms,
+            p50_ms,
+            requests,
+            canary_version,
+            stable_version,
+            ..
+        } => Arc::new(prometheus::PrometheusSource::new(
+            prometheus::PrometheusConfig {
+                url: url.clone(),
+                error_rate: error_rate.clone(),
+                p99_ms: p99_ms.clone(),
+                p50_ms: p50_ms.clone(),
+                requests: requests.clone(),
+                canary_version: canary_version.clone(),
+                stable_version: stable_version.clone(),
+            },
+        )),
+        SourcePlan::Haproxy(target) => Arc::new(haproxy::HaproxySource::new(target.clone())),
+        SourcePlan::Command { sample } => {
+            Arc::new(command::CommandSource::new(sample.clone(), ctx))
+        }
+    })
 }

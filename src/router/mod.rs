@@ -3,6 +3,9 @@
 //! The engine only sees the [`Router`] trait; each implementation is one file.
 
 pub mod builtin;
+pub mod command;
+pub mod haproxy;
+pub mod nginx;
 
 use std::sync::Arc;
 
@@ -44,4 +47,72 @@ pub struct BuiltRouter {
     pub stats: Option<Arc<TrafficStats>>,
     /// Where clients connect (built-in router only).
     pub listen: Option<std::net::SocketAddr>,
+}
+
+/// Builds the router the plan names. The built-in router binds its listener here.
+pub async fn build(
+    plan: &crate::config::RouterPlan,
+    window: std::time::Duration,
+    ctx: crate::check::CheckContext,
+) -> Result<BuiltRouter, RouterError> {
+    use crate::config::RouterPlan;
+    match plan {
+        RouterPlan::Builtin {
+            listen,
+            stable,
+            canary,
+        } => {
+            let r = builtin::BuiltinRouter::start(*listen, *stable, *canary, window)
+                .await
+                .map_err(|e| {
+                    RouterError::new("builtin", format!("cannot listen on {listen}: {e}"))
+                })?;
+            let stats = r.stats();
+            let listen = r.local_addr();
+            Ok(BuiltRouter {
+                router: Arc::new(r),
+                stats: Some(stats),
+                listen: Some(listen),
+            })
+        }
+        RouterPlan::Command {
+            set_weight,
+            get_weight,
+        } => Ok(BuiltRouter {
+            router: Arc::new(command::CommandRouter::new(
+                set_weight.clone(),
+                get_weight.clone(),
+                ctx,
+            )),
+            stats: None,
+            listen: None,
+        }),
+        RouterPlan::Haproxy(target) => Ok(BuiltRouter {
+            router: Arc::new(haproxy::HaproxyRouter::new(target.clone())),
+            stats: None,
+            listen: None,
+        }),
+        RouterPlan::Nginx {
+            upstream_file,
+            upstream,
+            stable,
+            canary,
+            test,
+            reload,
+        } => Ok(BuiltRouter {
+            router: Arc::new(nginx::NginxRouter::new(
+                nginx::NginxConfig {
+                    upstream_file: upstream_file.clone(),
+                    upstream: upstream.clone(),
+                    stable: stable.clone(),
+                    canary: canary.clone(),
+                    test: test.clone(),
+                    reload: reload.clone(),
+                },
+                ctx,
+            )),
+            stats: None,
+            listen: None,
+        }),
+    }
 }

@@ -1,0 +1,312 @@
+//! `run` checks: `sh -c` in its own process group with stdin closed; output
+//! streamed line by line; on timeout the whole group gets SIGTERM, then SIGKILL.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use super::{Attempt, CheckContext, TAIL_LINES};
+
+/// Longest line kept, in characters; longer lines are cut.
+const MAX_LINE: usize = 1000;
+/// How long output is still read after the command exits (background jobs may
+/// hold the pipes open).
+const DRAIN: Duration = Duration::from_millis(300);
+
+/// Kills the process group when dropped while armed: SIGTERM now, SIGKILL after
+/// the grace period.
+struct GroupGuard {
+    pgid: Pid,
+    grace: Duration,
+    armed: bool,
+}
+
+impl GroupGuard {
+    fn terminate(&self) {
+        let _ = killpg(self.pgid, Signal::SIGTERM);
+    }
+    fn kill(&self) {
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.terminate();
+            let (pgid, grace) = (self.pgid, self.grace);
+            std::thread::spawn(move || {
+                std::thread::sleep(grace);
+                let _ = killpg(pgid, Signal::SIGKILL);
+            });
+        }
+    }
+}
+
+/// The last lines of output, shared by the stdout and stderr readers.
+#[derive(Default)]
+struct Tail {
+    lines: VecDeque<String>,
+    total: u64,
+}
+
+impl Tail {
+    fn push(&mut self, line: String) {
+        self.total += 1;
+        if self.lines.len() == TAIL_LINES {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line);
+    }
+}
+
+async fn pump<R: AsyncRead + Unpin>(
+    reader: R,
+    tail: std::sync::Arc<std::sync::Mutex<Tail>>,
+    check: String,
+    secrets: Vec<String>,
+    stream: &'static str,
+) {
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                    buf.pop();
+                }
+                let mut line = String::from_utf8_lossy(&buf).into_owned();
+                if line.chars().count() > MAX_LINE {
+                    line = line.chars().take(MAX_LINE).collect::<String>() + "…";
+                }
+                let line = crate::config::redact(&secrets, &line);
+                tracing::info!(target: "cutover::output", check = %check, stream, "{line}");
+                if let Ok(mut t) = tail.lock() {
+                    t.push(line);
+                }
+            }
+        }
+    }
+}
+
+/// Runs `command` once with the check context's environment plus `env`.
+pub async fn run(
+    command: &str,
+    env: &BTreeMap<String, String>,
+    ctx: &CheckContext,
+    timeout: Duration,
+    check: &str,
+) -> Attempt {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .envs(&ctx.env)
+        .envs(env);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Attempt::fail(format!("cannot start sh: {e}")),
+    };
+    let Some(pid) = child.id() else {
+        return Attempt::fail("the command exited before it could be watched");
+    };
+    let mut guard = GroupGuard {
+        pgid: Pid::from_raw(pid as i32),
+        grace: ctx.kill_grace,
+        armed: true,
+    };
+    let tail = std::sync::Arc::new(std::sync::Mutex::new(Tail::default()));
+    let mut readers = tokio::task::JoinSet::new();
+    if let Some(out) = child.stdout.take() {
+        readers.spawn(pump(
+            out,
+            tail.clone(),
+            check.to_string(),
+            ctx.secrets.clone(),
+            "stdout",
+        ));
+    }
+    if let Some(err) = child.stderr.take() {
+        readers.spawn(pump(
+            err,
+            tail.clone(),
+            check.to_string(),
+            ctx.secrets.clone(),
+            "stderr",
+        ));
+    }
+
+    let waited = tokio::time::timeout(timeout, child.wait()).await;
+    let mut attempt = match waited {
+        Ok(Ok(status)) => {
+            // The group may live on (a background job): leave it, but stop reading.
+            guard.armed = false;
+            let _ = tokio::time::timeout(DRAIN, async {
+                while readers.join_next().await.is_some() {}
+            })
+            .await;
+            readers.abort_all();
+            match status.code() {
+                Some(0) => Attempt {
+                    passed: true,
+                    exit_code: Some(0),
+                    message: "exit status 0".into(),
+                    tail: Vec::new(),
+                },
+                Some(code) => Attempt {
+                    passed: false,
+                    exit_code: Some(code),
+                    message: format!("exit status {code}"),
+                    tail: Vec::new(),
+                },
+                None => {
+                    use std::os::unix::process::ExitStatusExt;
+                    let sig = status.signal().unwrap_or(0);
+                    Attempt::fail(format!("killed by signal {sig}"))
+                }
+            }
+        }
+        Ok(Err(e)) => Attempt::fail(format!("cannot wait for the command: {e}")),
+        Err(_) => {
+            guard.terminate();
+            if tokio::time::timeout(ctx.kill_grace, child.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(target: "cutover", check = %check, "command ignored SIGTERM; sending SIGKILL");
+            }
+            // Whatever is left of the group (children that ignored SIGTERM) goes now.
+            guard.kill();
+            let _ = child.wait().await;
+            guard.armed = false;
+            let _ = tokio::time::timeout(DRAIN, async {
+                while readers.join_next().await.is_some() {}
+            })
+            .await;
+            readers.abort_all();
+            Attempt::fail(format!(
+                "timed out after {}: process group terminated",
+                humantime::format_duration(timeout)
+            ))
+        }
+    };
+    if let Ok(t) = tail.lock() {
+        attempt.tail = t.lines.iter().cloned().collect();
+        if t.total > TAIL_LINES as u64 {
+            attempt
+                .message
+                .push_str(&format!(" ({} lines of output)", t.total));
+        }
+    }
+    attempt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> CheckContext {
+        CheckContext {
+            kill_grace: Duration::from_millis(500),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn exit_status_and_tail() {
+        let a = run(
+            "echo one; echo two >&2; exit 3",
+            &BTreeMap::new(),
+            &ctx(),
+            Duration::from_secs(10),
+            "t",
+        )
+        .await;
+        assert!(!a.passed);
+        assert_eq!(a.exit_code, Some(3));
+        assert!(a.tail.contains(&"one".to_string()));
+        assert!(a.tail.contains(&"two".to_string()));
+        let a = run(
+            "true",
+            &BTreeMap::new(),
+            &ctx(),
+            Duration::from_secs(10),
+            "t",
+        )
+        .await;
+        assert!(a.passed);
+    }
+
+    #[tokio::test]
+    async fn environment_and_closed_stdin() {
+        let mut c = ctx();
+        c.env.insert("CUTOVER_VERSION".into(), "v9".into());
+        let mut env = BTreeMap::new();
+        env.insert("EXTRA".into(), "x".into());
+        let a = run(
+            "test \"$CUTOVER_VERSION$EXTRA\" = v9x && cat",
+            &env,
+            &c,
+            Duration::from_secs(10),
+            "t",
+        )
+        .await;
+        assert!(a.passed, "{a:?}");
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("pids");
+        let cmd = format!(
+            "sleep 600 & echo $! > {0}; sleep 600 & echo $! >> {0}; wait",
+            marker.display()
+        );
+        let a = run(
+            &cmd,
+            &BTreeMap::new(),
+            &ctx(),
+            Duration::from_millis(500),
+            "t",
+        )
+        .await;
+        assert!(!a.passed);
+        assert!(a.message.contains("timed out"), "{}", a.message);
+        let pids = std::fs::read_to_string(&marker).unwrap();
+        for pid in pids.split_whitespace() {
+            let pid: i32 = pid.parse().unwrap();
+            // Signal 0 probes: the process must be gone (or a zombie being reaped).
+            let alive = nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok()
+                && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map(|s| s.contains(") Z "))
+                    .unwrap_or(true);
+            assert!(!alive, "sleep {pid} survived the timeout");
+        }
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_cut_and_tail_bounded() {
+        let a = run(
+            "head -c 5000 /dev/zero | tr '\\0' x; echo; seq 1 100",
+            &BTreeMap::new(),
+            &ctx(),
+            Duration::from_secs(10),
+            "t",
+        )
+        .await;
+        assert!(a.passed);
+        assert_eq!(a.tail.len(), TAIL_LINES);
+        assert_eq!(a.tail.last().map(String::as_str), Some("100"));
+        assert!(a.message.contains("101 lines"), "{}", a.message);
+    }
+}

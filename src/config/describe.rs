@@ -1,0 +1,203 @@
+//! The plan as `cutover check` prints it: what would run, in order, with no secret values.
+
+use std::fmt::Write;
+
+use super::{Approval, CheckKind, OnDisconnect, OnFailure, Plan, RouterPlan, SourcePlan};
+use crate::engine::snapshot::StageName;
+
+impl Plan {
+    pub fn describe(&self) -> String {
+        let mut o = String::new();
+        let d = &self.deployment;
+        let _ = writeln!(o, "plan {}", self.source);
+        let _ = writeln!(
+            o,
+            "  service     {}  {} → {}{}",
+            d.service,
+            d.previous.as_deref().unwrap_or("(previous not given)"),
+            d.version,
+            d.environment
+                .as_ref()
+                .map(|e| format!("  [{e}]"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(o, "  state dir   {}", d.state_dir.display());
+        for stage in StageName::ALL {
+            let label = format!("{} {}", stage.number(), stage);
+            if stage == StageName::Traffic {
+                match &self.traffic {
+                    None => {
+                        let _ = writeln!(o, "  {label:<13} not configured (passes)");
+                    }
+                    Some(t) => {
+                        let steps: Vec<String> = t.steps.iter().map(|s| format!("{s}%")).collect();
+                        let _ = writeln!(
+                            o,
+                            "  {label:<13} {} {}, bake {} per step, approval {}, on_failure {}, on_disconnect {}",
+                            t.strategy.as_str(),
+                            steps.join(" → "),
+                            humantime::format_duration(t.bake),
+                            match t.approval {
+                                Approval::Manual => "manual",
+                                Approval::Auto => "auto",
+                            },
+                            match t.on_failure {
+                                OnFailure::Rollback => "rollback",
+                                OnFailure::Pause => "pause",
+                            },
+                            match t.on_disconnect {
+                                OnDisconnect::Hold => "hold",
+                                OnDisconnect::Rollback => "rollback",
+                            },
+                        );
+                        let router = match &t.router {
+                            RouterPlan::Builtin {
+                                listen,
+                                stable,
+                                canary,
+                            } => format!(
+                                "builtin: clients on {listen}, stable {stable}, canary {canary}"
+                            ),
+                            RouterPlan::Command {
+                                set_weight,
+                                get_weight,
+                            } => format!(
+                                "command: set_weight `{set_weight}`{}",
+                                get_weight
+                                    .as_ref()
+                                    .map(|g| format!(", get_weight `{g}`"))
+                                    .unwrap_or_else(|| {
+                                        ", no get_weight (the last weight set is trusted)".into()
+                                    })
+                            ),
+                            RouterPlan::Haproxy(h) => format!(
+                                "haproxy: runtime API {}, backend {}, stable server {}, canary server {}",
+                                h.socket, h.backend, h.stable_server, h.canary_server
+                            ),
+                            RouterPlan::Nginx {
+                                upstream_file,
+                                upstream,
+                                stable,
+                                canary,
+                                test,
+                                reload,
+                            } => format!(
+                                "nginx: upstream {upstream} in {} (stable {stable}, canary {canary}), test `{test}`, reload `{reload}`",
+                                upstream_file.display()
+                            ),
+                        };
+                        let _ = writeln!(o, "                router   {router}");
+                        let a = &self.analysis;
+                        let mut limits = Vec::new();
+                        if let Some(v) = a.max_error_rate {
+                            limits.push(format!("error rate ≤ {}%", v * 100.0));
+                        }
+                        if let Some(v) = a.max_p99_ms {
+                            limits.push(format!("p99 ≤ {v} ms"));
+                        }
+                        if let Some(v) = a.max_error_rate_increase {
+                            limits.push(format!("error rate ≤ stable + {} points", v * 100.0));
+                        }
+                        if let Some(v) = a.max_p99_ratio {
+                            limits.push(format!("p99 ≤ {v}× stable"));
+                        }
+                        let source = match &a.source {
+                            SourcePlan::Builtin => "builtin (the router's own counts)".to_string(),
+                            SourcePlan::Prometheus { url_display, canary_version, stable_version, .. } => format!(
+                                "prometheus at {url_display} (version=\"{canary_version}\" against \"{stable_version}\")"
+                            ),
+                            SourcePlan::Haproxy(h) => format!("haproxy stats of {}/{} and {}/{}", h.backend, h.canary_server, h.backend, h.stable_server),
+                            SourcePlan::Command { sample } => format!("command `{sample}`"),
+                        };
+                        let _ = writeln!(
+                            o,
+                            "                analysis {source}, a sample every {} over {}, at least {} canary requests, {} failing samples in a row fail",
+                            humantime::format_duration(a.interval),
+                            humantime::format_duration(a.window),
+                            a.min_requests,
+                            a.failure_limit
+                        );
+                        let _ = writeln!(
+                            o,
+                            "                limits   {}",
+                            if limits.is_empty() {
+                                "none".to_string()
+                            } else {
+                                limits.join(", ")
+                            }
+                        );
+                    }
+                }
+                continue;
+            }
+            let checks = self.checks(stage);
+            if !self.has_stage(stage) {
+                let _ = writeln!(o, "  {label:<13} not configured (passes)");
+                continue;
+            }
+            let _ = writeln!(
+                o,
+                "  {label:<13} {} check{}",
+                checks.len(),
+                if checks.len() == 1 { "" } else { "s" }
+            );
+            for c in checks {
+                let mut opts = Vec::new();
+                if !matches!(
+                    c.kind,
+                    CheckKind::Manual { .. } | CheckKind::Artifact { .. }
+                ) {
+                    opts.push(format!("timeout {}", humantime::format_duration(c.timeout)));
+                }
+                if c.retries > 0 {
+                    opts.push(format!(
+                        "{} retries every {}",
+                        c.retries,
+                        humantime::format_duration(c.retry_delay)
+                    ));
+                }
+                if c.optional {
+                    opts.push("optional".into());
+                }
+                if let CheckKind::Http {
+                    expect_status,
+                    expect_body,
+                    ..
+                } = &c.kind
+                {
+                    if let Some(s) = expect_status {
+                        opts.push(format!("expects {s}"));
+                    }
+                    if let Some(b) = expect_body {
+                        opts.push(format!("body contains {b:?}"));
+                    }
+                }
+                let _ = writeln!(
+                    o,
+                    "      - {} [{}] {}{}",
+                    c.name,
+                    c.kind.label(),
+                    c.kind.target(),
+                    if opts.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  ({})", opts.join(", "))
+                    }
+                );
+            }
+        }
+        if let Some(n) = &self.notify {
+            let _ = writeln!(
+                o,
+                "  notify      {} webhook {} on {}",
+                match n.format {
+                    super::NotifyFormat::Slack => "slack",
+                    super::NotifyFormat::Json => "json",
+                },
+                n.webhook_display,
+                n.events.join(", ")
+            );
+        }
+        self.redact(&o)
+    }
+}

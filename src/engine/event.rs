@@ -1,0 +1,329 @@
+//! The events of a deployment, as the journal records them (SPEC §5).
+
+use serde::{Deserialize, Serialize};
+
+use super::snapshot::{Outcome, StageName, Verdict};
+use crate::metrics::TrackSample;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageOutcome {
+    Passed,
+    Warned,
+    Failed,
+    Skipped,
+    NotConfigured,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckOutcome {
+    Passed,
+    Failed,
+    Warned,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightSource {
+    Plan,
+    Operator,
+    Rollback,
+    Resume,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackSource {
+    Operator,
+    Analysis,
+    Check,
+    Signal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackOutcome {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    DeploymentStarted {
+        id: String,
+        config: String,
+        service: String,
+        version: String,
+        previous: Option<String>,
+        environment: Option<String>,
+        operator: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        strategy: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        steps: Option<Vec<u8>>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        router: Option<String>,
+    },
+    StageStarted {
+        stage: StageName,
+    },
+    StageFinished {
+        stage: StageName,
+        outcome: StageOutcome,
+    },
+    CheckStarted {
+        stage: StageName,
+        check: String,
+        kind: String,
+        attempt: u32,
+    },
+    CheckFinished {
+        stage: StageName,
+        check: String,
+        outcome: CheckOutcome,
+        duration_ms: u64,
+        exit_code: Option<i32>,
+        output_tail: String,
+        message: String,
+        attempts: u32,
+    },
+    Approved {
+        stage: StageName,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        step: Option<u8>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        check: Option<String>,
+        operator: String,
+    },
+    WeightRequested {
+        weight: u8,
+        source: WeightSource,
+        operator: String,
+    },
+    WeightApplied {
+        weight: u8,
+        router: String,
+        /// From the request to the router confirming it.
+        elapsed_ms: f64,
+    },
+    WeightFailed {
+        weight: u8,
+        router: String,
+        error: String,
+    },
+    Analysis {
+        weight: u8,
+        canary: TrackSample,
+        stable: TrackSample,
+        verdict: Verdict,
+        reasons: Vec<String>,
+    },
+    Paused {
+        operator: String,
+        reason: String,
+    },
+    Resumed {
+        operator: String,
+    },
+    RollbackStarted {
+        reason: String,
+        source: RollbackSource,
+        operator: String,
+    },
+    RollbackFinished {
+        outcome: RollbackOutcome,
+        /// From the rollback request to weight 0 confirmed by the router.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        weight_applied_ms: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        problem: Option<String>,
+    },
+    DeploymentFinished {
+        outcome: Outcome,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        reason: Option<String>,
+    },
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::DeploymentStarted { .. } => "deployment_started",
+            Event::StageStarted { .. } => "stage_started",
+            Event::StageFinished { .. } => "stage_finished",
+            Event::CheckStarted { .. } => "check_started",
+            Event::CheckFinished { .. } => "check_finished",
+            Event::Approved { .. } => "approved",
+            Event::WeightRequested { .. } => "weight_requested",
+            Event::WeightApplied { .. } => "weight_applied",
+            Event::WeightFailed { .. } => "weight_failed",
+            Event::Analysis { .. } => "analysis",
+            Event::Paused { .. } => "paused",
+            Event::Resumed { .. } => "resumed",
+            Event::RollbackStarted { .. } => "rollback_started",
+            Event::RollbackFinished { .. } => "rollback_finished",
+            Event::DeploymentFinished { .. } => "deployment_finished",
+        }
+    }
+
+    /// One human line, for headless output and logs.
+    pub fn describe(&self) -> String {
+        fn pct(r: Option<f64>) -> String {
+            r.map(|r| format!("{:.2}%", r * 100.0))
+                .unwrap_or_else(|| "-".into())
+        }
+        fn ms(v: Option<f64>) -> String {
+            v.map(|v| format!("{v:.0}ms")).unwrap_or_else(|| "-".into())
+        }
+        match self {
+            Event::DeploymentStarted {
+                id,
+                service,
+                version,
+                previous,
+                environment,
+                operator,
+                ..
+            } => format!(
+                "deployment {id} started: {service} {} → {version}{} by {operator}",
+                previous.as_deref().unwrap_or("?"),
+                environment
+                    .as_ref()
+                    .map(|e| format!(" in {e}"))
+                    .unwrap_or_default()
+            ),
+            Event::StageStarted { stage } => format!("{stage}: started"),
+            Event::StageFinished { stage, outcome } => {
+                format!("{stage}: {}", serde_plain(outcome))
+            }
+            Event::CheckStarted {
+                stage,
+                check,
+                attempt,
+                ..
+            } => {
+                if *attempt > 1 {
+                    format!("{stage} / {check}: attempt {attempt}")
+                } else {
+                    format!("{stage} / {check}: running")
+                }
+            }
+            Event::CheckFinished {
+                stage,
+                check,
+                outcome,
+                duration_ms,
+                message,
+                ..
+            } => format!(
+                "{stage} / {check}: {} in {duration_ms} ms ({message})",
+                serde_plain(outcome)
+            ),
+            Event::Approved {
+                stage,
+                step,
+                check,
+                operator,
+            } => match (step, check) {
+                (Some(s), _) => format!("{stage}: step to {s}% approved by {operator}"),
+                (_, Some(c)) => format!("{stage} / {c}: confirmed by {operator}"),
+                _ => format!("{stage}: approved by {operator}"),
+            },
+            Event::WeightRequested {
+                weight,
+                source,
+                operator,
+            } => format!(
+                "weight {weight}% requested ({}, {operator})",
+                serde_plain(source)
+            ),
+            Event::WeightApplied {
+                weight,
+                router,
+                elapsed_ms,
+            } => format!("weight {weight}% applied by the {router} router in {elapsed_ms:.2} ms"),
+            Event::WeightFailed {
+                weight,
+                router,
+                error,
+            } => format!("weight {weight}% NOT applied by the {router} router: {error}"),
+            Event::Analysis {
+                weight,
+                canary,
+                stable,
+                verdict,
+                reasons,
+            } => {
+                let mut s = format!(
+                    "analysis at {weight}%: {} — canary {} req, {} errors, p99 {} | stable {} req, {} errors, p99 {}",
+                    verdict.as_str(),
+                    canary.requests,
+                    pct(canary.error_rate),
+                    ms(canary.p99_ms),
+                    stable.requests,
+                    pct(stable.error_rate),
+                    ms(stable.p99_ms)
+                );
+                if !reasons.is_empty() {
+                    s.push_str(" — ");
+                    s.push_str(&reasons.join("; "));
+                }
+                s
+            }
+            Event::Paused { operator, reason } => format!("paused by {operator}: {reason}"),
+            Event::Resumed { operator } => format!("resumed by {operator}"),
+            Event::RollbackStarted {
+                reason,
+                source,
+                operator,
+            } => format!(
+                "ROLLBACK started ({}, {operator}): {reason}",
+                serde_plain(source)
+            ),
+            Event::RollbackFinished {
+                outcome,
+                weight_applied_ms,
+                problem,
+            } => {
+                let mut s = format!("rollback {}", serde_plain(outcome));
+                if let Some(ms) = weight_applied_ms {
+                    s.push_str(&format!(
+                        ": traffic back on stable {ms:.2} ms after the request"
+                    ));
+                }
+                if let Some(p) = problem {
+                    s.push_str(&format!(" — {p}"));
+                }
+                s
+            }
+            Event::DeploymentFinished {
+                outcome,
+                duration_ms,
+                reason,
+            } => {
+                let mut s = format!(
+                    "deployment finished: {} after {:.1}s",
+                    outcome.as_str(),
+                    *duration_ms as f64 / 1000.0
+                );
+                if let Some(r) = reason {
+                    s.push_str(&format!(" — {r}"));
+                }
+                s
+            }
+        }
+    }
+}
+
+/// A unit enum's serde name ("passed", "rolled_back").
+fn serde_plain<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+        .unwrap_or_default()
+}

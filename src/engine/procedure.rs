@@ -1,0 +1,266 @@
+//! The walk through the stages, and each check with its retries (SPEC §1).
+
+use std::time::Instant;
+
+use chrono::Utc;
+
+use super::event::{CheckOutcome, Event, RollbackSource, StageOutcome};
+use super::snapshot::{CheckStatus, Gate, StageName, StageStatus};
+use super::{Engine, Stop};
+use crate::check;
+use crate::config::CheckKind;
+
+/// How the walk ended when no stop cut it short.
+pub(crate) enum End {
+    Succeeded,
+    /// Failed before anything was changed.
+    Failed(String),
+}
+
+pub(crate) enum StageResult {
+    Passed,
+    Warned,
+    Failed(String),
+}
+
+impl Engine {
+    pub(crate) async fn walk(&mut self) -> Result<End, Stop> {
+        for stage in [StageName::Prepare, StageName::Checkpoint] {
+            match self.run_stage(stage).await {
+                Ok(StageResult::Failed(reason)) => return Ok(End::Failed(reason)),
+                Ok(_) => {}
+                Err(Stop::Rollback { reason, .. }) => {
+                    // Nothing was changed yet: there is nothing to roll back.
+                    self.close_open_stage();
+                    return Ok(End::Failed(format!("stopped before any change ({reason})")));
+                }
+                Err(stop) => return Err(stop),
+            }
+        }
+        for stage in [StageName::Deploy, StageName::Smoke] {
+            if let StageResult::Failed(reason) = self.run_stage(stage).await? {
+                return Err(Stop::Rollback {
+                    reason,
+                    source: RollbackSource::Check,
+                });
+            }
+        }
+        self.traffic_stage().await?;
+        if let StageResult::Failed(reason) = self.run_stage(StageName::Verify).await? {
+            return Err(Stop::Rollback {
+                reason,
+                source: RollbackSource::Check,
+            });
+        }
+        // The new version carries all traffic and is verified: a failing
+        // finalize check is reported, not a reason to roll back.
+        if let StageResult::Failed(reason) = self.run_stage(StageName::Finalize).await? {
+            tracing::warn!(target: "cutover", "finalize did not complete: {reason}");
+            self.snap.message = Some(format!("finalize did not complete: {reason}"));
+        }
+        Ok(End::Succeeded)
+    }
+
+    pub(crate) fn stage_begin(&mut self, stage: StageName) -> Result<(), Stop> {
+        self.snap.current_stage = Some(stage);
+        self.view(stage).status = StageStatus::Running;
+        self.record(Event::StageStarted { stage })?;
+        self.publish();
+        Ok(())
+    }
+
+    pub(crate) fn stage_end(
+        &mut self,
+        stage: StageName,
+        outcome: StageOutcome,
+    ) -> Result<(), Stop> {
+        self.view(stage).status = match outcome {
+            StageOutcome::Passed => StageStatus::Passed,
+            StageOutcome::Warned => StageStatus::Warned,
+            StageOutcome::Failed | StageOutcome::Interrupted => StageStatus::Failed,
+            StageOutcome::Skipped => StageStatus::Skipped,
+            StageOutcome::NotConfigured => StageStatus::NotConfigured,
+        };
+        self.record(Event::StageFinished { stage, outcome })?;
+        self.publish();
+        Ok(())
+    }
+
+    /// Runs every check of a stage in order; the first failure ends the stage.
+    pub(crate) async fn run_stage(&mut self, stage: StageName) -> Result<StageResult, Stop> {
+        if !self.plan.has_stage(stage) {
+            self.snap.current_stage = Some(stage);
+            self.record(Event::StageStarted { stage })?;
+            self.stage_end(stage, StageOutcome::NotConfigured)?;
+            return Ok(StageResult::Passed);
+        }
+        self.stage_begin(stage)?;
+        let mut warned = false;
+        let n = self.plan.checks(stage).len();
+        for i in 0..n {
+            self.wait_unpaused().await?;
+            match self.run_check(stage, i).await? {
+                CheckOutcome::Passed => {}
+                CheckOutcome::Warned => warned = true,
+                _ => {
+                    for j in i + 1..n {
+                        self.check_view(stage, j).status = CheckStatus::Skipped;
+                    }
+                    let name = self.plan.checks(stage)[i].name.clone();
+                    let msg = self.views[stage as usize].checks[i]
+                        .output_tail
+                        .first()
+                        .cloned()
+                        .unwrap_or_default();
+                    self.stage_end(stage, StageOutcome::Failed)?;
+                    return Ok(StageResult::Failed(format!(
+                        "{stage} check \"{name}\" failed: {msg}"
+                    )));
+                }
+            }
+        }
+        let outcome = if warned {
+            StageOutcome::Warned
+        } else {
+            StageOutcome::Passed
+        };
+        self.stage_end(stage, outcome)?;
+        Ok(if warned {
+            StageResult::Warned
+        } else {
+            StageResult::Passed
+        })
+    }
+
+    /// One check with its retries; the result is journaled.
+    pub(crate) async fn run_check(
+        &mut self,
+        stage: StageName,
+        i: usize,
+    ) -> Result<CheckOutcome, Stop> {
+        let spec = self.plan.checks(stage)[i].clone();
+        let mut ctx = self.ctx.clone();
+        ctx.env
+            .insert("CUTOVER_STAGE".into(), stage.as_str().into());
+        let started = Instant::now();
+        let attempts_allowed = spec.retries + 1;
+        let mut last = check::Attempt::fail("not run");
+        let mut attempts = 0;
+        for attempt in 1..=attempts_allowed {
+            attempts = attempt;
+            {
+                let v = self.check_view(stage, i);
+                v.status = CheckStatus::Running;
+                v.attempt = attempt;
+                if attempt == 1 {
+                    v.started_at = Some(Utc::now());
+                }
+            }
+            self.record(Event::CheckStarted {
+                stage,
+                check: spec.name.clone(),
+                kind: spec.kind.label().into(),
+                attempt,
+            })?;
+            self.publish();
+            last = match &spec.kind {
+                CheckKind::Manual { prompt } => {
+                    let operator = self.wait_manual(stage, i, &spec.name, prompt).await?;
+                    self.record(Event::Approved {
+                        stage,
+                        step: None,
+                        check: Some(spec.name.clone()),
+                        operator: operator.clone(),
+                    })?;
+                    check::Attempt::pass(format!("confirmed by {operator}"))
+                }
+                _ => {
+                    let (s, c, name) = (spec.clone(), ctx.clone(), spec.name.clone());
+                    let fut = async move { check::attempt(&s, &c, &name).await };
+                    match self.until(fut, false).await? {
+                        Ok(a) => a,
+                        Err(()) => unreachable_attempt(),
+                    }
+                }
+            };
+            if last.passed {
+                break;
+            }
+            if attempt < attempts_allowed {
+                tracing::warn!(
+                    target: "cutover",
+                    "{stage} / {}: attempt {attempt} failed ({}); retrying in {}",
+                    spec.name,
+                    last.message,
+                    humantime::format_duration(spec.retry_delay)
+                );
+                let delay = tokio::time::sleep(spec.retry_delay);
+                let _ = self.until(delay, false).await?;
+            }
+        }
+        let outcome = if last.passed {
+            CheckOutcome::Passed
+        } else if spec.optional {
+            CheckOutcome::Warned
+        } else {
+            CheckOutcome::Failed
+        };
+        let duration = started.elapsed();
+        {
+            let v = self.check_view(stage, i);
+            v.status = match outcome {
+                CheckOutcome::Passed => CheckStatus::Passed,
+                CheckOutcome::Warned => CheckStatus::Warned,
+                CheckOutcome::Failed => CheckStatus::Failed,
+                CheckOutcome::Skipped => CheckStatus::Skipped,
+            };
+            v.duration = Some(duration);
+            let mut tail = vec![last.message.clone()];
+            tail.extend(last.tail.iter().cloned());
+            v.output_tail = tail;
+        }
+        self.record(Event::CheckFinished {
+            stage,
+            check: spec.name.clone(),
+            outcome,
+            duration_ms: duration.as_millis() as u64,
+            exit_code: last.exit_code,
+            output_tail: last.tail.join("\n"),
+            message: last.message.clone(),
+            attempts,
+        })?;
+        self.publish();
+        Ok(outcome)
+    }
+
+    /// Waits for the operator to confirm a manual check; returns who did.
+    async fn wait_manual(
+        &mut self,
+        stage: StageName,
+        i: usize,
+        name: &str,
+        prompt: &str,
+    ) -> Result<String, Stop> {
+        if self.auto_approve {
+            return Ok(format!("{} (auto-approve)", self.operator));
+        }
+        self.check_view(stage, i).status = CheckStatus::WaitingApproval;
+        self.snap.gate = Some(Gate::Manual {
+            stage,
+            check: name.to_string(),
+            prompt: prompt.to_string(),
+        });
+        self.publish();
+        tracing::info!(target: "cutover", "waiting for the operator: {stage} / {name}: {prompt} (press a to confirm)");
+        let confirmed = self.until(std::future::pending::<()>(), true).await;
+        self.snap.gate = None;
+        let _ = confirmed?;
+        self.check_view(stage, i).status = CheckStatus::Running;
+        Ok(self.operator.clone())
+    }
+}
+
+/// `until` passes an approval back only when a gate is open; checks never open one.
+fn unreachable_attempt() -> check::Attempt {
+    check::Attempt::fail("interrupted")
+}

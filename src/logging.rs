@@ -1,0 +1,73 @@
+//! Plain log lines on stderr for runs without the dashboard: check output as
+//! `  | check: line`, warnings and errors as such, nothing else by default.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+
+/// Prints check output and warnings to stderr.
+pub struct PlainLayer {
+    /// Show check output lines (off for JSON runs, where stdout is for machines).
+    pub output: bool,
+}
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    check: String,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.message = value.to_string(),
+            "check" => self.check = value.to_string(),
+            _ => {}
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => {
+                let _ = write!(self.message, "{value:?}");
+            }
+            "check" => {
+                let _ = write!(self.check, "{value:?}");
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for PlainLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let is_output = meta.target() == "cutover::output";
+        if is_output && !self.output {
+            return;
+        }
+        if !is_output && *meta.level() > Level::WARN {
+            return;
+        }
+        let mut f = Fields::default();
+        event.record(&mut f);
+        let line = if is_output {
+            format!("  | {}: {}\n", f.check, f.message)
+        } else if *meta.level() == Level::ERROR {
+            format!("error: {}\n", f.message)
+        } else {
+            format!("warning: {}\n", f.message)
+        };
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+}
+
+/// Installs the plain layer as the global subscriber (once).
+pub fn init_plain(output: bool) {
+    use tracing_subscriber::prelude::*;
+    let _ = tracing_subscriber::registry()
+        .with(PlainLayer { output })
+        .try_init();
+}
