@@ -100,19 +100,21 @@ pub async fn run(io: DashboardIo) -> color_eyre::Result<UiExit> {
 
     match ended {
         Ok(event_loop::LoopEnd::Quit) => {
+            drop(terminal);
             terminal::restore().wrap_err("cannot restore the terminal")?;
             Ok(UiExit::Quit)
         }
         Ok(event_loop::LoopEnd::HangUp) => {
-            leave_after_hang_up();
+            leave_after_hang_up(terminal);
+            Ok(UiExit::HangUp)
+        }
+        // A write that fails because the tty vanished is a hang-up, not an error.
+        Err(_) if !terminal::tty_alive() => {
+            leave_after_hang_up(terminal);
             Ok(UiExit::HangUp)
         }
         Err(error) => {
-            // A write that fails because the tty vanished is a hang-up, not an error.
-            if !terminal::tty_alive() {
-                terminal::abandon();
-                return Ok(UiExit::HangUp);
-            }
+            drop(terminal);
             let _ = terminal::restore();
             Err(error).wrap_err("drawing the dashboard failed")
         }
@@ -120,10 +122,14 @@ pub async fn run(io: DashboardIo) -> color_eyre::Result<UiExit> {
 }
 
 /// Restores the terminal only if it is still there; a dead tty is left alone.
-fn leave_after_hang_up() {
+fn leave_after_hang_up(dashboard: terminal::DashboardTerminal) {
     if terminal::tty_alive() {
+        drop(dashboard);
         let _ = terminal::restore();
     } else {
         terminal::abandon();
+        // Dropping would flush the frame buffer and show the cursor on the dead
+        // tty, failing loudly on stderr; the process is about to end anyway.
+        std::mem::forget(dashboard);
     }
 }
