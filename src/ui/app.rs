@@ -4,6 +4,8 @@
 //! Nothing here touches the terminal or the engine: `update` is pure, so key
 //! handling is tested without either.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use tui_logger::{LevelFilter, TuiWidgetEvent, TuiWidgetState};
 
@@ -11,6 +13,7 @@ use crate::engine::snapshot::{CheckStatus, CheckView, Phase, StageView};
 use crate::engine::{Command, Snapshot};
 
 use super::keymap::KeyContext;
+use super::live_output::LiveOutput;
 use super::theme::Theme;
 use super::UiExit;
 
@@ -112,6 +115,7 @@ pub struct App {
     notice: Option<String>,
     log_level: LevelFilter,
     log_state: TuiWidgetState,
+    live_output: Option<Arc<LiveOutput>>,
 }
 
 impl App {
@@ -131,6 +135,7 @@ impl App {
             notice: None,
             log_level: LevelFilter::Info,
             log_state: TuiWidgetState::new().set_default_display_level(LevelFilter::Info),
+            live_output: None,
         }
     }
 
@@ -153,6 +158,11 @@ impl App {
     /// Sets the clock the screen shows (elapsed time, spinners, chart window).
     pub fn set_clock(&mut self, now: DateTime<Utc>) {
         self.now = now;
+    }
+
+    /// Lets the checklist show a running check's output as it streams.
+    pub fn attach_live_output(&mut self, live: Arc<LiveOutput>) {
+        self.live_output = Some(live);
     }
 
     /// The engine dropped its snapshot channel: it has stopped.
@@ -450,6 +460,18 @@ impl App {
 
     pub fn log_state(&self) -> &TuiWidgetState {
         &self.log_state
+    }
+
+    /// The last `count` output lines of a check: the snapshot's tail once it has
+    /// one, else what streamed so far.
+    pub fn output_tail(&self, check: &CheckView, count: usize) -> Vec<String> {
+        if check.output_tail.is_empty() && check.status == CheckStatus::Running {
+            if let Some(live) = &self.live_output {
+                return live.tail(&check.name, count);
+            }
+        }
+        let skip = check.output_tail.len().saturating_sub(count);
+        check.output_tail[skip..].to_vec()
     }
 
     /// What the keymap needs to pick a binding.
@@ -899,6 +921,24 @@ mod tests {
         app.update(Action::Cancel);
         assert!(!app.help_open());
         assert_eq!(app.pending_weight(), Some(30));
+    }
+
+    #[test]
+    fn a_running_check_shows_its_streamed_output_until_the_snapshot_has_a_tail() {
+        let mut s = snapshot();
+        s.stages[2].checks[1].status = CheckStatus::Running;
+        let mut app = App::new(s.clone(), Theme::no_color());
+        let live = Arc::new(LiveOutput::default());
+        live.push("deploy two", "step 1");
+        live.push("deploy two", "step 2");
+        app.attach_live_output(Arc::clone(&live));
+        let running = &s.stages[2].checks[1];
+        assert_eq!(app.output_tail(running, 1), vec!["step 2"]);
+
+        let mut finished = running.clone();
+        finished.status = CheckStatus::Passed;
+        finished.output_tail = vec!["done".to_string()];
+        assert_eq!(app.output_tail(&finished, 5), vec!["done"]);
     }
 
     #[test]

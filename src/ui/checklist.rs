@@ -245,15 +245,14 @@ fn output_lines(app: &App, width: usize, room: usize) -> Vec<Line<'static>> {
         lines.push(Line::styled(text::fit(&target, width), theme.muted));
     }
     let tail_room = room.saturating_sub(lines.len());
-    let skip = check.output_tail.len().saturating_sub(tail_room);
+    let tail = app.output_tail(check, tail_room);
     let tail_style = if check.status == CheckStatus::Failed {
         theme.failed
     } else {
         theme.base
     };
     lines.extend(
-        check.output_tail[skip..]
-            .iter()
+        tail.iter()
             .map(|line| Line::styled(text::fit(line, width), tail_style)),
     );
     lines

@@ -11,6 +11,7 @@ pub mod help;
 pub mod hints;
 pub mod input;
 pub mod keymap;
+pub mod live_output;
 pub mod logs;
 pub mod quit_dialog;
 pub mod screen;
@@ -19,7 +20,7 @@ pub mod text;
 pub mod theme;
 pub mod traffic;
 
-use std::sync::Once;
+use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
 use color_eyre::eyre::WrapErr;
@@ -51,8 +52,7 @@ pub enum UiExit {
 /// The filter comes from `CUTOVER_LOG` (tracing-subscriber syntax), by default
 /// `info,cutover=debug`; the pane shows info and up until `+` is pressed there.
 pub fn init_logging() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
+    LIVE_OUTPUT.get_or_init(|| {
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::util::SubscriberInitExt;
 
@@ -62,13 +62,21 @@ pub fn init_logging() {
         tui_logger::set_default_level(tui_logger::LevelFilter::Trace);
         let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,cutover=debug"));
+        let live = Arc::new(live_output::LiveOutput::default());
         // Another subscriber may already be installed (tests); keep it.
         let _ = tracing_subscriber::registry()
             .with(filter)
             .with(tui_logger::TuiTracingSubscriberLayer)
+            .with(live_output::LiveOutputLayer {
+                store: Arc::clone(&live),
+            })
             .try_init();
+        live
     });
 }
+
+/// Output of running checks, caught by the subscriber `init_logging` installs.
+static LIVE_OUTPUT: OnceLock<Arc<live_output::LiveOutput>> = OnceLock::new();
 
 /// Runs the dashboard on the real terminal until the operator quits or the terminal goes away.
 pub async fn run(io: DashboardIo) -> color_eyre::Result<UiExit> {
@@ -79,6 +87,9 @@ pub async fn run(io: DashboardIo) -> color_eyre::Result<UiExit> {
     } = io;
     let mut app = App::new(snapshots.borrow_and_update().clone(), Theme::from_env());
     app.set_clock(Utc::now());
+    if let Some(live) = LIVE_OUTPUT.get() {
+        app.attach_live_output(Arc::clone(live));
+    }
 
     let mut terminal = terminal::enter().wrap_err("cannot take over the terminal")?;
     let (input_sender, input) = mpsc::channel(64);
