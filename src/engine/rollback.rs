@@ -165,15 +165,24 @@ impl Engine {
         }
     }
 
-    /// Waits one interval after the rollback, then judges stable alone.
+    /// Samples stable alone, every interval after the rollback, until the fresh
+    /// window holds enough requests to judge it (or a whole window passed).
     async fn verify_stable(&mut self, since: Instant) -> Result<(), String> {
         let interval = self.plan.analysis.interval;
-        let wait = interval.saturating_sub(since.elapsed());
-        if self.until(tokio::time::sleep(wait), false).await.is_err() {
-            return Ok(());
-        }
-        let window = since.elapsed().min(self.plan.analysis.window);
-        let (pair, error) = self.sample(window).await;
+        let mut rounds = 0u32;
+        let (pair, error) = loop {
+            rounds += 1;
+            let wait = (interval * rounds).saturating_sub(since.elapsed());
+            if self.until(tokio::time::sleep(wait), false).await.is_err() {
+                return Ok(());
+            }
+            let window = since.elapsed().min(self.plan.analysis.window);
+            let (pair, error) = self.sample(window).await;
+            let enough = pair.stable.requests >= self.plan.analysis.min_requests;
+            if error.is_some() || enough || since.elapsed() >= self.plan.analysis.window {
+                break (pair, error);
+            }
+        };
         let a = &self.plan.analysis;
         let stable = &pair.stable;
         let (verdict, reasons) = if let Some(e) = error {

@@ -144,3 +144,120 @@ pub fn have_external(binary: &str) -> bool {
     }
     found
 }
+
+/// A minimal HTTP/1.1 GET over a fresh connection: (status, x-version header).
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Option<String>)> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let version = text.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("x-version")
+            .then(|| v.trim().to_string())
+    });
+    Ok((status, version))
+}
+
+/// Steady requests to `addr` from a thread, about `rps` a second, until dropped
+/// (bounded to `limit` in any case).
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Load {
+    pub fn start(addr: SocketAddr, rps: u32, limit: Duration) -> Load {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let gap = Duration::from_secs_f64(1.0 / rps.max(1) as f64);
+            let mut sent = 0u64;
+            while !flag.load(Ordering::Relaxed) && started.elapsed() < limit {
+                let _ = http_get(addr, "/");
+                sent += 1;
+                let due = gap * sent as u32;
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            sent
+        });
+        Load {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn stop(&mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts `cutover ARGS` in the background (stdout and stderr to files in `dir`).
+pub fn spawn_cutover(dir: &Path, args: &[&str]) -> ChildGuard {
+    let out = std::fs::File::create(dir.join("cutover.out")).expect("out file");
+    let err = std::fs::File::create(dir.join("cutover.err")).expect("err file");
+    let child = Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SSH_CONNECTION")
+        .env("USER", "tester")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("spawn cutover");
+    ChildGuard(child)
+}
+
+/// Waits until the journal in `state_dir` has an event matching `pred`.
+pub fn wait_for_event(
+    state_dir: &Path,
+    limit: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        if state_dir.join("deployments").exists() {
+            let (_, events) = journal(state_dir);
+            if let Some(e) = events.iter().find(|e| pred(e)) {
+                return e.clone();
+            }
+        }
+        assert!(started.elapsed() < limit, "no such event within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for a child to exit, at most `limit`.
+pub fn wait_exit(child: &mut ChildGuard, limit: Duration) -> Option<i32> {
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.0.try_wait().expect("wait") {
+            return s.code();
+        }
+        assert!(started.elapsed() < limit, "still running after {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
