@@ -1,1 +1,146 @@
-//! The operator's dashboard (ratatui): one view of the engine.
+//! The operator's dashboard (ratatui): one view of the engine. It renders the
+//! latest `Snapshot`, turns keys into `Command`s sent with `try_send`, and shows
+//! the engine's tracing events in a log pane.
+
+pub mod app;
+pub mod charts;
+pub mod checklist;
+pub mod event_loop;
+pub mod header;
+pub mod help;
+pub mod hints;
+pub mod input;
+pub mod keymap;
+pub mod live_output;
+pub mod logs;
+pub mod quit_dialog;
+pub mod screen;
+pub mod terminal;
+pub mod text;
+pub mod theme;
+pub mod traffic;
+
+use std::sync::{Arc, OnceLock};
+
+use chrono::Utc;
+use color_eyre::eyre::WrapErr;
+use tokio::sync::mpsc;
+
+pub use app::{Action, App};
+pub use screen::draw;
+pub use theme::Theme;
+
+/// The channels between the dashboard and the engine.
+pub struct DashboardIo {
+    pub snapshots: tokio::sync::watch::Receiver<crate::engine::Snapshot>,
+    pub commands: tokio::sync::mpsc::Sender<crate::engine::Command>,
+    /// Cancelled by the CLI when the terminal is gone (SIGHUP): stop at once, no busy loop.
+    pub hangup: tokio_util::sync::CancellationToken,
+}
+
+/// How the dashboard ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiExit {
+    /// The operator quit (after the outcome, or after the engine held traffic).
+    Quit,
+    /// The terminal went away; the CLI applies `on_disconnect`.
+    HangUp,
+}
+
+/// Installs the tracing subscriber feeding the log pane (tui-logger) — called before the engine starts.
+///
+/// The filter comes from `CUTOVER_LOG` (tracing-subscriber syntax), by default
+/// `info,cutover=debug`; the pane shows info and up until `+` is pressed there.
+pub fn init_logging() {
+    LIVE_OUTPUT.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+
+        if let Err(error) = tui_logger::init_logger(tui_logger::LevelFilter::Trace) {
+            eprintln!("cutover: the log pane will stay empty: {error}");
+        }
+        tui_logger::set_default_level(tui_logger::LevelFilter::Trace);
+        let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,cutover=debug"));
+        let live = Arc::new(live_output::LiveOutput::default());
+        // Another subscriber may already be installed (tests); keep it.
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(tui_logger::TuiTracingSubscriberLayer)
+            .with(live_output::LiveOutputLayer {
+                store: Arc::clone(&live),
+            })
+            .try_init();
+        live
+    });
+}
+
+/// Output of running checks, caught by the subscriber `init_logging` installs.
+static LIVE_OUTPUT: OnceLock<Arc<live_output::LiveOutput>> = OnceLock::new();
+
+/// Runs the dashboard on the real terminal until the operator quits or the terminal goes away.
+pub async fn run(io: DashboardIo) -> color_eyre::Result<UiExit> {
+    let DashboardIo {
+        mut snapshots,
+        commands,
+        hangup,
+    } = io;
+    let mut app = App::new(snapshots.borrow_and_update().clone(), Theme::from_env());
+    app.set_clock(Utc::now());
+    if let Some(live) = LIVE_OUTPUT.get() {
+        app.attach_live_output(Arc::clone(live));
+    }
+
+    let mut terminal = terminal::enter().wrap_err("cannot take over the terminal")?;
+    let (input_sender, input) = mpsc::channel(64);
+    let reader = match input::spawn(input_sender) {
+        Ok(reader) => reader,
+        Err(error) => {
+            let _ = terminal::restore();
+            return Err(error).wrap_err("cannot read the terminal");
+        }
+    };
+    let channels = event_loop::Channels {
+        snapshots,
+        commands,
+        hangup,
+        input,
+    };
+    let ended = event_loop::run(&mut terminal, &mut app, channels).await;
+    drop(reader);
+
+    match ended {
+        Ok(event_loop::LoopEnd::Quit) => {
+            drop(terminal);
+            terminal::restore().wrap_err("cannot restore the terminal")?;
+            Ok(UiExit::Quit)
+        }
+        Ok(event_loop::LoopEnd::HangUp) => {
+            leave_after_hang_up(terminal);
+            Ok(UiExit::HangUp)
+        }
+        // A write that fails because the tty vanished is a hang-up, not an error.
+        Err(_) if !terminal::tty_alive() => {
+            leave_after_hang_up(terminal);
+            Ok(UiExit::HangUp)
+        }
+        Err(error) => {
+            drop(terminal);
+            let _ = terminal::restore();
+            Err(error).wrap_err("drawing the dashboard failed")
+        }
+    }
+}
+
+/// Restores the terminal only if it is still there; a dead tty is left alone.
+fn leave_after_hang_up(dashboard: terminal::DashboardTerminal) {
+    if terminal::tty_alive() {
+        drop(dashboard);
+        let _ = terminal::restore();
+    } else {
+        terminal::abandon();
+        // Dropping would flush the frame buffer and show the cursor on the dead
+        // tty, failing loudly on stderr; the process is about to end anyway.
+        std::mem::forget(dashboard);
+    }
+}

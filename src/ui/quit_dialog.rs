@@ -1,0 +1,65 @@
+//! The quit dialog shown while a deployment is in progress: hold traffic and
+//! exit (resumable), or stay; then, while the engine records the hold, a wait.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::app::{App, QuitChoice, QuitDialog};
+use super::screen::{centered, pane_block};
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, dialog: QuitDialog) {
+    let theme = app.theme();
+    let weight = app
+        .snapshot()
+        .traffic
+        .as_ref()
+        .map_or(0, |t| t.current_weight);
+    let lines = match dialog {
+        QuitDialog::Asking { choice } => {
+            let button = |label: &'static str, this: QuitChoice| {
+                let style = if choice == this {
+                    theme.selected
+                } else {
+                    theme.key
+                };
+                Span::styled(label, style)
+            };
+            vec![
+                Line::from(format!(
+                    "The deployment is in progress (canary at {weight}%)."
+                )),
+                Line::from("Quitting holds traffic here; `cutover run --resume` carries on."),
+                Line::default(),
+                Line::from(vec![
+                    Span::raw(" "),
+                    button("[ h  hold traffic and exit ]", QuitChoice::HoldAndExit),
+                    Span::raw("   "),
+                    button("[ s  stay ]", QuitChoice::Stay),
+                ]),
+                Line::default(),
+                Line::styled("R still rolls back at once.", theme.muted),
+            ]
+        }
+        QuitDialog::Holding => vec![
+            Line::from(format!(
+                "Holding traffic at {weight}% and recording the interruption…"
+            )),
+            Line::default(),
+            Line::from("The dashboard closes when the engine confirms."),
+            Line::styled("q leaves now without waiting.", theme.muted),
+        ],
+    };
+    let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    let popup = centered(area, 72, height);
+    let block = pane_block(Line::from(" quit? "), true, theme);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .style(theme.dialog)
+            .wrap(Wrap { trim: false }),
+        popup,
+    );
+}

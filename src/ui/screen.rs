@@ -1,0 +1,183 @@
+//! The whole screen: splits the terminal into regions and asks each region's
+//! render file to draw itself, then draws the overlays (help, quit dialog).
+//!
+//! ```text
+//! ┌ header: service, versions, environment, operator / stage, weight, verdict, elapsed / banner ┐
+//! ├ procedure checklist ──┬ error-rate chart ──────┬ latency chart ─────────────────────────────┤
+//! │ stages with counts    │ canary vs stable,      │ p99 canary vs stable, threshold            │
+//! │ checks of the stage   │ threshold line         │                                            │
+//! │ output tail           ├ traffic split ─────────┴────────────────────────────────────────────┤
+//! │                       │ stable ░░░░░░░░░░░░░░░░░███ canary, pending weight, next step       │
+//! ├ logs (tui-logger) ────┴─────────────────────────────────────────────────────────────────────┤
+//! └ key hints ──────────────────────────────────────────────────────────────────────────────────┘
+//! ```
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Paragraph};
+use ratatui::Frame;
+
+use super::app::App;
+use super::theme::Theme;
+use super::{charts, checklist, header, help, hints, logs, quit_dialog, traffic};
+
+/// The smallest terminal the dashboard is laid out for.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+/// Where each region goes for a given terminal size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScreenLayout {
+    pub header: Rect,
+    pub checklist: Rect,
+    pub error_chart: Rect,
+    pub latency_chart: Rect,
+    pub traffic: Rect,
+    pub logs: Rect,
+    pub hints: Rect,
+}
+
+impl ScreenLayout {
+    /// `None` when the terminal is smaller than 80×24.
+    pub fn for_area(area: Rect) -> Option<ScreenLayout> {
+        if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+            return None;
+        }
+        // Logs grow with the height: 5 rows at 24, 11 at 48, 16 at 70.
+        let logs_height = ((area.height - 4) / 4).clamp(5, 20);
+        let [header, body, logs, hints] = Layout::vertical([
+            Constraint::Length(3),
+            Constraint::Min(10),
+            Constraint::Length(logs_height),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        // The checklist keeps a readable width; charts take the rest of the room.
+        let checklist_width = (area.width * 2 / 5).clamp(32, 64);
+        let [checklist, right] =
+            Layout::horizontal([Constraint::Length(checklist_width), Constraint::Min(40)])
+                .areas(body);
+        let traffic_height = if body.height >= 24 { 7 } else { 6 };
+        let [charts, traffic] =
+            Layout::vertical([Constraint::Min(6), Constraint::Length(traffic_height)]).areas(right);
+        let [error_chart, latency_chart] =
+            Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(charts);
+        Some(ScreenLayout {
+            header,
+            checklist,
+            error_chart,
+            latency_chart,
+            traffic,
+            logs,
+            hints,
+        })
+    }
+}
+
+/// Draws the whole dashboard for the app's current state.
+pub fn draw(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    let Some(layout) = ScreenLayout::for_area(area) else {
+        draw_too_small(frame, area, app.theme());
+        return;
+    };
+    header::render(frame, layout.header, app);
+    checklist::render(frame, layout.checklist, app);
+    charts::render_error_rate(frame, layout.error_chart, app);
+    charts::render_latency(frame, layout.latency_chart, app);
+    traffic::render(frame, layout.traffic, app);
+    logs::render(frame, layout.logs, app);
+    hints::render(frame, layout.hints, app);
+    if app.help_open() {
+        help::render(frame, area, app);
+    }
+    if let Some(dialog) = app.quit_dialog() {
+        quit_dialog::render(frame, area, app, dialog);
+    }
+}
+
+fn draw_too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
+    let message = format!(
+        "terminal too small (need {MIN_WIDTH}×{MIN_HEIGHT}, have {}×{})",
+        area.width, area.height
+    );
+    let top = area.height / 2;
+    let line = Rect::new(area.x, area.y + top, area.width, 1.min(area.height));
+    frame.render_widget(
+        Paragraph::new(Line::from(Span::styled(message, theme.notice))).centered(),
+        line,
+    );
+}
+
+/// The bordered block every pane uses; the focused pane's border stands out.
+pub fn pane_block<'a>(title: Line<'a>, focused: bool, theme: &Theme) -> Block<'a> {
+    let (border, border_type) = if focused {
+        (theme.border_focused, BorderType::Thick)
+    } else {
+        (theme.border, BorderType::Plain)
+    };
+    Block::bordered()
+        .border_style(border)
+        .border_type(border_type)
+        .title(title.style(Style::new().patch(theme.title)))
+}
+
+/// A centered rectangle of at most `width`×`height` inside `area`.
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn below_80_by_24_there_is_no_layout() {
+        assert!(ScreenLayout::for_area(Rect::new(0, 0, 79, 24)).is_none());
+        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 23)).is_none());
+        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 24)).is_some());
+    }
+
+    #[test]
+    fn regions_tile_the_screen_without_overlap() {
+        for (w, h) in [(80, 24), (120, 40), (160, 48), (250, 70)] {
+            let area = Rect::new(0, 0, w, h);
+            let l = ScreenLayout::for_area(area).expect("layout");
+            let regions = [
+                l.header,
+                l.checklist,
+                l.error_chart,
+                l.latency_chart,
+                l.traffic,
+                l.logs,
+                l.hints,
+            ];
+            let covered: u32 = regions.iter().map(|r| r.area()).sum();
+            assert_eq!(covered, area.area(), "{w}x{h}");
+            for (i, a) in regions.iter().enumerate() {
+                assert!(area.contains(a.as_position()), "{w}x{h}");
+                for b in &regions[i + 1..] {
+                    assert!(!a.intersects(*b), "{a:?} overlaps {b:?} at {w}x{h}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn larger_terminals_give_the_charts_and_logs_more_room() {
+        let small = ScreenLayout::for_area(Rect::new(0, 0, 80, 24)).expect("layout");
+        let large = ScreenLayout::for_area(Rect::new(0, 0, 250, 70)).expect("layout");
+        assert!(large.error_chart.width > small.error_chart.width * 3);
+        assert!(large.error_chart.height > small.error_chart.height * 3);
+        assert!(large.logs.height > small.logs.height * 2);
+        assert!(small.error_chart.width >= 22 && small.error_chart.height >= 7);
+    }
+}
