@@ -11,5 +11,6 @@ pub mod journal;
 pub mod lock;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod router;
 pub mod ui;

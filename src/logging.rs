@@ -1,5 +1,5 @@
 //! Plain log lines on stderr for runs without the dashboard: check output as
-//! `  | check: line`, warnings and errors as such, nothing else by default.
+//! `  | check │ line`, warnings and errors as such, nothing else by default.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -17,26 +17,17 @@ pub struct PlainLayer {
 #[derive(Default)]
 struct Fields {
     message: String,
-    check: String,
 }
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "message" => self.message = value.to_string(),
-            "check" => self.check = value.to_string(),
-            _ => {}
+        if field.name() == "message" {
+            self.message = value.to_string();
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        match field.name() {
-            "message" => {
-                let _ = write!(self.message, "{value:?}");
-            }
-            "check" => {
-                let _ = write!(self.check, "{value:?}");
-            }
-            _ => {}
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
         }
     }
 }
@@ -44,7 +35,7 @@ impl Visit for Fields {
 impl<S: Subscriber> Layer<S> for PlainLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
-        let is_output = meta.target() == "cutover::output";
+        let is_output = meta.target() == crate::check::shell::OUTPUT_TARGET;
         if is_output && !self.output {
             return;
         }
@@ -54,7 +45,7 @@ impl<S: Subscriber> Layer<S> for PlainLayer {
         let mut f = Fields::default();
         event.record(&mut f);
         let line = if is_output {
-            format!("  | {}: {}\n", f.check, f.message)
+            format!("  | {}\n", f.message)
         } else if *meta.level() == Level::ERROR {
             format!("error: {}\n", f.message)
         } else {

@@ -208,6 +208,36 @@ struct Presentation {
     auto_approve: bool,
 }
 
+impl Presentation {
+    /// The dashboard runs when stdout is a terminal and --headless is not given.
+    fn interactive(&self) -> bool {
+        !self.headless && std::io::stdout().is_terminal()
+    }
+
+    /// A run without a dashboard cannot stop at a manual gate: refuse it up
+    /// front, naming the gate, before anything is touched.
+    fn refuse_unattended_gates(&self, plan: &Plan) -> Option<i32> {
+        if self.interactive() || self.auto_approve {
+            return None;
+        }
+        let gates = plan.manual_gates();
+        let first = gates.first()?;
+        eprintln!(
+            "error: the plan waits for an operator at {first}{}, and this run has no dashboard to approve it: run in a terminal, or pass --auto-approve",
+            if gates.len() > 1 {
+                format!(
+                    " (and {} more gate{})",
+                    gates.len() - 1,
+                    if gates.len() > 2 { "s" } else { "" }
+                )
+            } else {
+                String::new()
+            }
+        );
+        Some(EXIT_USAGE)
+    }
+}
+
 async fn run(args: RunArgs) -> i32 {
     if args.json && !args.headless {
         eprintln!("error: --json goes with --headless");
@@ -223,6 +253,9 @@ async fn run(args: RunArgs) -> i32 {
         json: args.json,
         auto_approve: args.auto_approve,
     };
+    if let Some(code) = show.refuse_unattended_gates(&plan) {
+        return code;
+    }
     let operator = engine::operator_from_env();
     let state_dir = plan.deployment.state_dir.clone();
     let mut lock = match lock::acquire(&state_dir, &operator) {
@@ -335,22 +368,13 @@ async fn execute(
     mut opts: EngineOptions,
     on_start: impl FnOnce(&engine::EngineHandle),
 ) -> i32 {
-    let interactive = !show.headless && std::io::stdout().is_terminal();
-    if !interactive && !show.auto_approve {
-        let gates = plan.manual_gates();
-        if let Some(first) = gates.first() {
-            eprintln!(
-                "error: the plan waits for an operator at {first}{}, and this run has no dashboard to approve it: run in a terminal, or pass --auto-approve",
-                if gates.len() > 1 {
-                    format!(" (and {} more gate{})", gates.len() - 1, if gates.len() > 2 { "s" } else { "" })
-                } else {
-                    String::new()
-                }
-            );
-            return EXIT_USAGE;
-        }
+    let interactive = show.interactive();
+    if interactive {
+        // The log pane takes the events; stderr lines would write over the screen.
+        cutover::ui::init_logging();
+    } else {
+        cutover::logging::init_plain(!show.json);
     }
-    cutover::logging::init_plain(!show.json);
     opts.auto_approve = show.auto_approve;
     let mut handle = match engine::start(plan, opts).await {
         Ok(h) => h,
@@ -361,6 +385,9 @@ async fn execute(
     };
     on_start(&handle);
     spawn_signal_forwarder(handle.commands.clone());
+    if interactive {
+        return run_dashboard(handle).await;
+    }
     let format = if show.json {
         Format::Json
     } else {
@@ -384,6 +411,62 @@ async fn execute(
     if !show.json {
         eprintln!("journal: {}", handle.journal_path.display());
     }
+    outcome.exit_code()
+}
+
+/// The dashboard over a running engine, until the operator quits or the
+/// terminal goes away; then the outcome's exit code.
+async fn run_dashboard(mut handle: engine::EngineHandle) -> i32 {
+    let hangup = tokio_util::sync::CancellationToken::new();
+    {
+        let hangup = hangup.clone();
+        tokio::spawn(async move {
+            if let Ok(mut hup) = signal(UnixSignal::hangup()) {
+                hup.recv().await;
+                hangup.cancel();
+            }
+        });
+    }
+    // The dashboard reads snapshots; the records are on disk already.
+    let mut records = std::mem::replace(
+        &mut handle.records,
+        tokio::sync::mpsc::unbounded_channel().1,
+    );
+    tokio::spawn(async move { while records.recv().await.is_some() {} });
+    let io = cutover::ui::DashboardIo {
+        snapshots: handle.snapshots.clone(),
+        commands: handle.commands.clone(),
+        hangup,
+    };
+    match cutover::ui::run(io).await {
+        Ok(cutover::ui::UiExit::Quit) => {}
+        Ok(cutover::ui::UiExit::HangUp) => {
+            // The terminal is gone: on_disconnect decides (hold, or roll back).
+            let _ = handle
+                .commands
+                .try_send(Command::Signal(SignalKind::Hangup));
+        }
+        Err(e) => {
+            // The screen failed, not the deployment: hold traffic and stop.
+            eprintln!("error: the dashboard failed: {e}");
+            let _ = handle.commands.try_send(Command::HoldAndQuit {
+                reason: format!("the dashboard failed: {e}"),
+            });
+        }
+    }
+    let outcome = match handle.task.await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: the engine stopped unexpectedly: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    eprintln!(
+        "{}: {} — journal {}",
+        handle.id,
+        outcome.as_str(),
+        handle.journal_path.display()
+    );
     outcome.exit_code()
 }
 
@@ -461,6 +544,9 @@ async fn demo_cmd(args: DemoArgs) -> i32 {
     });
     let canary = demo.canary.clone();
     let demo_plan = demo.plan.clone();
+    if let Some(code) = show.refuse_unattended_gates(&demo.plan) {
+        return code;
+    }
     let operator = engine::operator_from_env();
     let lock = match lock::acquire(&state_dir, &operator) {
         Ok(l) => l,
@@ -586,33 +672,36 @@ fn history_cmd(args: HistoryArgs) -> i32 {
 fn show_cmd(args: ShowArgs) -> i32 {
     let dir = resolve_state_dir(args.state_dir);
     let path = journal::deployments_dir(&dir).join(format!("{}.jsonl", args.id));
-    let events = match journal::read_events(&path) {
-        Ok(e) => e,
+    let story = match history::story(&path) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            eprintln!("error: {} holds no deployment", path.display());
+            return EXIT_FAILED;
+        }
         Err(e) => {
-            eprintln!("error: no deployment {} in {}: {e}", args.id, dir.display());
+            eprintln!(
+                "error: no deployment {} in {} ({e}); `cutover history` lists them",
+                args.id,
+                dir.display()
+            );
             return EXIT_USAGE;
         }
     };
     if args.json {
-        match serde_json::to_string_pretty(&events) {
+        let events = journal::read_events(&path).unwrap_or_default();
+        let mut value = serde_json::to_value(&story).unwrap_or_default();
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("events".into(), serde_json::Value::Array(events));
+        }
+        match serde_json::to_string_pretty(&value) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("error: {e}");
                 return EXIT_FAILED;
             }
         }
-        return 0;
-    }
-    for e in events {
-        let ts = e
-            .get("ts")
-            .and_then(|t| t.as_str())
-            .unwrap_or("")
-            .to_string();
-        match serde_json::from_value::<engine::Event>(e) {
-            Ok(ev) => println!("{ts}  {}", ev.describe()),
-            Err(_) => println!("{ts}  (an event this version does not know)"),
-        }
+    } else {
+        print!("{}", history::render_story(&story));
     }
     0
 }

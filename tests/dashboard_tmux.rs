@@ -149,7 +149,6 @@ impl Session {
 }
 
 #[test]
-#[ignore = "needs the CLI"]
 fn approving_the_manual_check_moves_the_procedure_on() {
     if !tmux_available() {
         return;
@@ -174,7 +173,6 @@ fn approving_the_manual_check_moves_the_procedure_on() {
 }
 
 #[test]
-#[ignore = "needs the CLI"]
 fn question_mark_opens_the_help_and_esc_closes_it() {
     if !tmux_available() {
         return;
@@ -193,7 +191,6 @@ fn question_mark_opens_the_help_and_esc_closes_it() {
 }
 
 #[test]
-#[ignore = "needs the CLI"]
 fn quit_mid_deployment_asks_then_holds_and_exits_with_code_5() {
     if !tmux_available() {
         return;

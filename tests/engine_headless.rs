@@ -309,7 +309,7 @@ run = "seq 1 100000"
     );
     let out = cutover(dir.path(), &["run", "--headless"], LIMIT);
     assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains("  | chatty: 100000"));
+    assert!(text(&out.stderr).contains("  | chatty │ 100000"));
     let (_, events) = journal(&dir.path().join("state"));
     let f = events_named(&events, "check_finished")[0].clone();
     let tail = f["output_tail"].as_str().unwrap();

@@ -17,6 +17,20 @@ const MAX_LINE: usize = 1000;
 /// hold the pipes open).
 const DRAIN: Duration = Duration::from_millis(300);
 
+/// The tracing target of command output lines.
+pub const OUTPUT_TARGET: &str = "cutover::output";
+const OUTPUT_SEPARATOR: &str = " │ ";
+
+/// A command output line as logged: `check │ line`.
+pub fn output_message(check: &str, line: &str) -> String {
+    format!("{check}{OUTPUT_SEPARATOR}{line}")
+}
+
+/// The check name and the line of a logged output message.
+pub fn split_output_message(message: &str) -> Option<(&str, &str)> {
+    message.split_once(OUTPUT_SEPARATOR)
+}
+
 /// Kills the process group when dropped while armed: SIGTERM now, SIGKILL after
 /// the grace period.
 struct GroupGuard {
@@ -69,7 +83,6 @@ async fn pump<R: AsyncRead + Unpin>(
     tail: std::sync::Arc<std::sync::Mutex<Tail>>,
     check: String,
     secrets: Vec<String>,
-    stream: &'static str,
 ) {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut buf = Vec::with_capacity(256);
@@ -86,7 +99,7 @@ async fn pump<R: AsyncRead + Unpin>(
                     line = line.chars().take(MAX_LINE).collect::<String>() + "…";
                 }
                 let line = crate::config::redact(&secrets, &line);
-                tracing::info!(target: "cutover::output", check = %check, stream, "{line}");
+                tracing::info!(target: OUTPUT_TARGET, "{}", output_message(&check, &line));
                 if let Ok(mut t) = tail.lock() {
                     t.push(line);
                 }
@@ -133,7 +146,6 @@ pub async fn run(
             tail.clone(),
             check.to_string(),
             ctx.secrets.clone(),
-            "stdout",
         ));
     }
     if let Some(err) = child.stderr.take() {
@@ -142,7 +154,6 @@ pub async fn run(
             tail.clone(),
             check.to_string(),
             ctx.secrets.clone(),
-            "stderr",
         ));
     }
 

@@ -106,8 +106,8 @@ impl CheckKind {
         match self {
             CheckKind::Run { command, .. } => command.clone(),
             CheckKind::Manual { prompt } => prompt.clone(),
-            CheckKind::Http { display, .. } => format!("GET {display}"),
-            CheckKind::Tcp { display, .. } => format!("connect {display}"),
+            CheckKind::Http { display, .. } => display.clone(),
+            CheckKind::Tcp { display, .. } => display.clone(),
             CheckKind::Artifact { path, sha256 } => {
                 format!("sha256 of {} = {}", path.display(), sha256)
             }

@@ -149,6 +149,13 @@ pub enum Event {
         recorded_weight: Option<u8>,
         router_weight: Option<u8>,
     },
+    /// A stakeholder notification that could not be delivered (the deployment
+    /// went on regardless).
+    NotifyFailed {
+        notice: String,
+        error: String,
+        attempts: u32,
+    },
     /// Something worth a line in the record (a stale lock taken over, a torn
     /// journal line dropped).
     Note {
@@ -181,6 +188,7 @@ impl Event {
             Event::RollbackFinished { .. } => "rollback_finished",
             Event::DeploymentResumed { .. } => "deployment_resumed",
             Event::Note { .. } => "note",
+            Event::NotifyFailed { .. } => "notify_failed",
             Event::DeploymentFinished { .. } => "deployment_finished",
         }
     }
@@ -331,6 +339,13 @@ impl Event {
                 s
             }
             Event::Note { message } => format!("note: {message}"),
+            Event::NotifyFailed {
+                notice,
+                error,
+                attempts,
+            } => {
+                format!("notification {notice} not delivered after {attempts} attempt(s): {error}")
+            }
             Event::DeploymentFinished {
                 outcome,
                 duration_ms,

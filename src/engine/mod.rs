@@ -31,6 +31,7 @@ use crate::check::CheckContext;
 use crate::config::{OnDisconnect, Plan};
 use crate::journal::{self, Journal};
 use crate::metrics::MetricSource;
+use crate::notify::{Notice, NoticeKind, Notifier};
 use crate::router::{BuiltRouter, Router, RouterError};
 use event::RollbackSource;
 use snapshot::{
@@ -143,6 +144,8 @@ pub(crate) struct Engine {
     /// The unfinished deployment this run carries on.
     resume: Option<resume::ResumePoint>,
     notes: Vec<String>,
+    notifier: Option<Notifier>,
+    notify_failures: Option<mpsc::UnboundedReceiver<crate::notify::Failure>>,
 }
 
 /// A deployment id: `<UTC yyyymmddThhmmss>-<service>-<version>`.
@@ -322,6 +325,13 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         message: None,
         revision: 0,
     };
+    let (notifier, notify_failures) = match plan.notify.clone() {
+        Some(n) => {
+            let (notifier, failures) = Notifier::start(n);
+            (Some(notifier), Some(failures))
+        }
+        None => (None, None),
+    };
     let (snap_tx, snap_rx) = watch::channel(snap.clone());
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (rec_tx, rec_rx) = mpsc::unbounded_channel();
@@ -350,6 +360,8 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         stable_since: None,
         resume: opts.resume,
         notes,
+        notifier,
+        notify_failures,
     };
     engine.publish();
     let task = tokio::spawn(engine.run());
@@ -416,8 +428,47 @@ impl Engine {
         }
     }
 
+    /// Queues a stakeholder notification (never waits for its delivery).
+    pub(crate) fn notify(&self, event: NoticeKind, message: String) {
+        let Some(n) = &self.notifier else { return };
+        n.send(Notice {
+            event,
+            deployment_id: self.id.clone(),
+            service: self.plan.deployment.service.clone(),
+            version: self.plan.deployment.version.clone(),
+            previous: self.plan.deployment.previous.clone(),
+            environment: self.plan.deployment.environment.clone(),
+            stage: self.snap.current_stage.map(|s| s.as_str().to_string()),
+            weight: self.snap.traffic.as_ref().map(|_| self.weight),
+            verdict: self.snap.verdict.map(|v| v.as_str().to_string()),
+            operator: self.operator.clone(),
+            message: self.plan.redact(&message),
+            time: Utc::now(),
+        });
+    }
+
+    /// Journals the notifications that could not be delivered so far.
+    fn record_notify_failures(&mut self) {
+        let mut failures = Vec::new();
+        if let Some(rx) = &mut self.notify_failures {
+            while let Ok(f) = rx.try_recv() {
+                failures.push(f);
+            }
+        }
+        for f in failures {
+            let _ = self.record(Event::NotifyFailed {
+                notice: f.event.as_str().to_string(),
+                error: f.error,
+                attempts: f.attempts,
+            });
+        }
+    }
+
     /// Sends the current state to every view.
     pub(crate) fn publish(&mut self) {
+        if self.notify_failures.is_some() && !self.journal_broken {
+            self.record_notify_failures();
+        }
         let mut stages: Vec<StageView> = self.views[..6].to_vec();
         stages.push(if self.rollback_shown {
             self.views[7].clone()
@@ -581,6 +632,9 @@ impl Engine {
             None => self.record(started),
             Some(point) => self.record_resumed(&point).await,
         };
+        if opened.is_ok() && self.resume.is_none() {
+            self.notify(NoticeKind::Started, "deployment started".into());
+        }
         let opened = opened.and_then(|()| {
             for message in std::mem::take(&mut self.notes) {
                 self.record(Event::Note { message })?;
@@ -610,7 +664,7 @@ impl Engine {
             }
             Err(Stop::JournalFailed(reason)) => (Outcome::Interrupted, Some(reason)),
         };
-        self.finish(outcome, reason);
+        self.finish(outcome, reason).await;
         if let Some(r) = &self.router_listen {
             tracing::debug!(target: "cutover", "built-in router on {r} stops");
         }
@@ -673,7 +727,7 @@ impl Engine {
         self.snap.gate = None;
     }
 
-    fn finish(&mut self, outcome: Outcome, reason: Option<String>) {
+    async fn finish(&mut self, outcome: Outcome, reason: Option<String>) {
         for v in &mut self.views {
             if v.status == StageStatus::Pending {
                 v.status = StageStatus::Skipped;
@@ -704,9 +758,37 @@ impl Engine {
             t.requested_weight = None;
         }
         if reason.is_some() && !self.journal_broken {
-            self.snap.message = reason;
+            self.snap.message = reason.clone();
         }
         self.publish();
+        let why = reason.unwrap_or_default();
+        match outcome {
+            Outcome::Succeeded => self.notify(
+                NoticeKind::Succeeded,
+                format!(
+                    "done in {}",
+                    crate::history::format_duration_ms(Some(duration_ms))
+                ),
+            ),
+            Outcome::RolledBack => self.notify(NoticeKind::RolledBack, why),
+            Outcome::Failed => self.notify(NoticeKind::Failed, why),
+            Outcome::RollbackFailed => self.notify(
+                NoticeKind::Failed,
+                format!("the rollback itself failed, a human must act: {why}"),
+            ),
+            Outcome::Interrupted => {}
+        }
+        // The outcome and its duration are on record already; delivery only
+        // delays the exit, by a bounded time.
+        if let Some(n) = &mut self.notifier {
+            n.flush(Duration::from_secs(10)).await;
+        }
+        if !self.journal_broken {
+            self.record_notify_failures();
+            if let Err(e) = crate::history::write_summary(self.journal.path()) {
+                tracing::warn!(target: "cutover", "cannot write the summary beside the journal: {e}");
+            }
+        }
     }
 }
 

@@ -281,6 +281,10 @@ impl Engine {
             prompt: prompt.to_string(),
         });
         self.publish();
+        self.notify(
+            crate::notify::NoticeKind::ApprovalNeeded,
+            format!("{stage} check \"{name}\": {prompt}"),
+        );
         tracing::info!(target: "cutover", "waiting for the operator: {stage} / {name}: {prompt} (press a to confirm)");
         let confirmed = self.until(std::future::pending::<()>(), true).await;
         self.snap.gate = None;

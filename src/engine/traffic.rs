@@ -69,6 +69,13 @@ impl Engine {
             && !self.auto_approve
         {
             gate_to = Some(steps[0]);
+            self.notify(
+                crate::notify::NoticeKind::ApprovalNeeded,
+                format!(
+                    "the blue-green switch to {}% waits for the operator",
+                    steps[0]
+                ),
+            );
         } else {
             self.apply_weight(steps[0], WeightSource::Plan).await?;
         }
@@ -135,6 +142,10 @@ impl Engine {
                                 baked = Duration::ZERO;
                             } else {
                                 gate_to = Some(next);
+                                self.notify(
+                                    crate::notify::NoticeKind::ApprovalNeeded,
+                                    format!("the canary at {}% baked healthy: next step {next}%", self.weight),
+                                );
                                 tracing::info!(target: "cutover", "step at {}% baked: press a to go to {next}%", self.weight);
                             }
                         }

@@ -1,8 +1,8 @@
 //! Live output of running checks for the checklist's output tail.
 //!
 //! The engine fills a check's `output_tail` when the check ends; while it runs,
-//! its lines only travel as tracing events (target `cutover::output`, with a
-//! `check` field). This layer keeps the last lines per check name.
+//! its lines only travel as tracing events (target `cutover::output`, message
+//! `check │ line`). This layer keeps the last lines per check name.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -54,26 +54,20 @@ pub struct LiveOutputLayer {
 
 #[derive(Default)]
 struct OutputLine {
-    check: String,
     message: String,
 }
 
 impl Visit for OutputLine {
     fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "check" => self.check = value.to_string(),
-            "message" => self.message = value.to_string(),
-            _ => {}
+        if field.name() == "message" {
+            self.message = value.to_string();
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let target = match field.name() {
-            "check" => &mut self.check,
-            "message" => &mut self.message,
-            _ => return,
-        };
-        let _ = write!(target, "{value:?}");
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        }
     }
 }
 
@@ -84,8 +78,8 @@ impl<S: Subscriber> Layer<S> for LiveOutputLayer {
         }
         let mut line = OutputLine::default();
         event.record(&mut line);
-        if !line.check.is_empty() {
-            self.store.push(&line.check, &line.message);
+        if let Some((check, text)) = crate::check::shell::split_output_message(&line.message) {
+            self.store.push(check, text);
         }
     }
 }
@@ -104,9 +98,10 @@ mod tests {
         });
         tracing::subscriber::with_default(subscriber, || {
             let check = "Run database migrations";
-            tracing::info!(target: "cutover::output", check = %check, stream = "stdout", "applying 0041");
-            tracing::info!(target: "cutover::output", check = %check, stream = "stdout", "applying 0042");
-            tracing::info!(target: "cutover", check = %check, "not output");
+            let line = |l: &str| crate::check::shell::output_message(check, l);
+            tracing::info!(target: "cutover::output", "{}", line("applying 0041"));
+            tracing::info!(target: "cutover::output", "{}", line("applying 0042"));
+            tracing::info!(target: "cutover", "{}", line("not output"));
         });
         assert_eq!(
             store.tail("Run database migrations", 5),
