@@ -5,6 +5,8 @@
 //! server is killed when the test ends, pass or fail. Without tmux the tests
 //! print a SKIP line and pass, unless CUTOVER_REQUIRE_EXTERNAL=1.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -60,6 +62,10 @@ fn tmux_available() -> bool {
 
 impl Session {
     fn start(name: &str) -> Session {
+        Session::start_with(name, PLAN)
+    }
+
+    fn start_with(name: &str, plan: &str) -> Session {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let socket = format!(
             "cutover-test-{}-{}-{name}",
@@ -67,7 +73,7 @@ impl Session {
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("deploy.toml"), PLAN).expect("write plan");
+        std::fs::write(dir.path().join("deploy.toml"), plan).expect("write plan");
         let session = Session { socket, dir };
         // The pane outlives the binary so its exit status and the restored
         // screen can be read.
@@ -213,4 +219,150 @@ fn quit_mid_deployment_asks_then_holds_and_exits_with_code_5() {
     session.keys(&["h"]);
     let screen = session.wait_for_text("EXIT=5");
     assert!(!screen.contains("WAITING FOR YOU"), "{screen}");
+}
+
+fn canary_plan(on_disconnect: &str) -> (String, [common::ChildGuard; 2], std::net::SocketAddr) {
+    let (v1, stable) = common::demo_app("v1", &[]);
+    let (v2, canary) = common::demo_app("v2", &[]);
+    let listen = common::free_addr();
+    let plan = format!(
+        r#"[deployment]
+service = "checkout"
+version = "v2"
+previous = "v1"
+state_dir = "state"
+
+[traffic]
+steps = [10, 100]
+bake = "1h"
+approval = "manual"
+on_disconnect = "{on_disconnect}"
+
+[traffic.router]
+kind = "builtin"
+listen = "{listen}"
+stable = "{stable}"
+canary = "{canary}"
+
+[analysis]
+interval = "500ms"
+window = "5s"
+min_requests = 5
+"#
+    );
+    (plan, [v1, v2], listen)
+}
+
+/// The pid the state dir's lock names (the running cutover).
+fn lock_pid(dir: &Path) -> i32 {
+    let text = std::fs::read_to_string(dir.join("state/lock")).expect("lock file");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("lock holder");
+    v["pid"].as_i64().expect("pid") as i32
+}
+
+fn wait_gone(pid: i32) {
+    let deadline = Instant::now() + PATIENCE;
+    while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "cutover (pid {pid}) still runs after its terminal went away"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_slider_moves_the_weight_and_r_rolls_back_at_once() {
+    if !tmux_available() {
+        return;
+    }
+    let (plan, _apps, listen) = canary_plan("hold");
+    let session = Session::start_with("slider", &plan);
+    let state = session.path().join("state");
+    common::wait_for_event(&state, PATIENCE, |e| {
+        e["event"] == "weight_applied" && e["weight"] == 10
+    });
+    let _load = common::Load::start(listen, 40, Duration::from_secs(120));
+    // → → moves the pending weight 10 points, enter applies it.
+    session.keys(&["Right", "Right"]);
+    session.wait_for_text("20%");
+    session.keys(&["Enter"]);
+    let applied = common::wait_for_event(&state, PATIENCE, |e| {
+        e["event"] == "weight_applied" && e["weight"] == 20
+    });
+    let (_, events) = common::journal(&state);
+    let asked = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "weight_requested" && e["weight"] == 20)
+        .expect("the slider's request");
+    assert_eq!(asked["source"], "operator");
+    assert_eq!(asked["operator"], "tester");
+    assert!(applied["elapsed_ms"].as_f64().is_some());
+
+    session.keys(&["R"]);
+    let finished = common::wait_for_event(&state, PATIENCE, |e| e["event"] == "rollback_finished");
+    assert_eq!(finished["outcome"], "succeeded", "{finished}");
+    let (_, events) = common::journal(&state);
+    let started = events
+        .iter()
+        .find(|e| e["event"] == "rollback_started")
+        .unwrap();
+    assert_eq!(started["source"], "operator");
+    let back = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "weight_applied")
+        .unwrap();
+    assert_eq!(back["weight"], 0);
+    eprintln!("R to weight 0: {} ms", finished["weight_applied_ms"]);
+    session.wait_for_text("ROLLED BACK");
+    session.keys(&["q"]);
+    session.wait_for_text("EXIT=3");
+}
+
+#[test]
+fn closing_the_terminal_holds_traffic_and_closes_the_journal() {
+    if !tmux_available() {
+        return;
+    }
+    let (plan, _apps, _listen) = canary_plan("hold");
+    let session = Session::start_with("hangup", &plan);
+    let state = session.path().join("state");
+    common::wait_for_event(&state, PATIENCE, |e| {
+        e["event"] == "weight_applied" && e["weight"] == 10
+    });
+    let pid = lock_pid(session.path());
+    session.tmux(&["kill-server"]);
+    wait_gone(pid);
+    let (_, events) = common::journal(&state);
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "deployment_finished");
+    assert_eq!(last["outcome"], "interrupted", "{last}");
+    assert!(events.iter().all(|e| e["event"] != "rollback_started"));
+}
+
+#[test]
+fn closing_the_terminal_rolls_back_when_the_plan_says_so() {
+    if !tmux_available() {
+        return;
+    }
+    let (plan, _apps, _listen) = canary_plan("rollback");
+    let session = Session::start_with("hangup-rollback", &plan);
+    let state = session.path().join("state");
+    common::wait_for_event(&state, PATIENCE, |e| {
+        e["event"] == "weight_applied" && e["weight"] == 10
+    });
+    let pid = lock_pid(session.path());
+    session.tmux(&["kill-server"]);
+    wait_gone(pid);
+    let (_, events) = common::journal(&state);
+    let started = events
+        .iter()
+        .find(|e| e["event"] == "rollback_started")
+        .expect("a rollback");
+    assert_eq!(started["source"], "signal");
+    assert_eq!(events.last().unwrap()["outcome"], "rolled_back");
 }
