@@ -246,6 +246,13 @@ impl HaproxyRouter {
         }
     }
 
+    /// The canary's and the stable server's weights as HAProxy applies them.
+    async fn server_weights(&self) -> Result<(u32, u32), RouterError> {
+        let canary = self.get_server(&self.target.canary_server).await?;
+        let stable = self.get_server(&self.target.stable_server).await?;
+        Ok((canary, stable))
+    }
+
     async fn get_server(&self, server: &str) -> Result<u32, RouterError> {
         let command = format!("get weight {}/{}", self.target.backend, server);
         let reply = self
@@ -277,7 +284,13 @@ impl Router for HaproxyRouter {
         let mut last = self.last.lock().await;
         let previous = match *last {
             Some(w) => Some(w),
-            None => self.current_weight().await.ok(),
+            // First change: reading both servers first catches a wrong name
+            // before anything moves. A rollback (0) goes ahead regardless.
+            None => match self.server_weights().await {
+                Ok((c, s)) => canary_percent(c, s),
+                Err(e) if weight != 0 => return Err(e),
+                Err(_) => None,
+            },
         };
         // Toward stable (and always for 0, or when the weight is unknown) the
         // canary goes first, so a rollback takes it out before anything else.
@@ -300,8 +313,7 @@ impl Router for HaproxyRouter {
     }
 
     async fn current_weight(&self) -> Result<u8, RouterError> {
-        let canary = self.get_server(&self.target.canary_server).await?;
-        let stable = self.get_server(&self.target.stable_server).await?;
+        let (canary, stable) = self.server_weights().await?;
         canary_percent(canary, stable).ok_or_else(|| {
             self.error(format!(
                 "servers {b}/{c} and {b}/{s} both have weight 0, so backend {b} sends traffic to neither: set a weight (e.g. `set server {b}/{s} weight 100`)",
@@ -481,10 +493,12 @@ mod tests {
     async fn a_wrong_server_name_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("admin.sock");
-        let (_log, task) = fake_haproxy(sock.clone(), &[("v1", 100), ("v2", 0)]).await;
+        let (log, task) = fake_haproxy(sock.clone(), &[("v1", 100), ("v2", 0)]).await;
         let r = HaproxyRouter::new(target(&sock, "blue"));
         let e = r.set_weight(10).await.unwrap_err().to_string();
         assert!(e.contains("no server \"blue\""), "{e}");
+        // Caught by reading before any weight moved.
+        assert!(log.lock().unwrap().iter().all(|c| c.starts_with("get ")));
         let e = r.current_weight().await.unwrap_err().to_string();
         assert!(e.contains("no server \"blue\""), "{e}");
         task.abort();
