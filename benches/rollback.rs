@@ -54,17 +54,17 @@ async fn rollbacks(router: &dyn Router, rounds: usize) -> Result<Vec<Duration>, 
     Ok(times)
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.4} ms", d.as_secs_f64() * 1000.0)
+fn micros(d: Duration) -> String {
+    format!("{:.2} µs", d.as_secs_f64() * 1e6)
 }
 
 fn report(name: &str, what: &str, times: &[Duration]) {
     let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     println!(
         "{name:<10} {:>12} {:>12} {:>12} {:>6}   {what}",
-        ms(at(0.5)),
-        ms(at(0.99)),
-        ms(times[times.len() - 1]),
+        micros(at(0.5)),
+        micros(at(0.99)),
+        micros(times[times.len() - 1]),
         times.len()
     );
 }
