@@ -170,7 +170,7 @@ fn the_split_through_the_router_matches_the_weight() {
     let mut v2 = 0;
     let mut total = 0;
     for _ in 0..2000 {
-        let (status, version) = http_get(listen, "/").expect("request through the router");
+        let (status, version) = get_version(listen, "/").expect("a request through the router");
         assert_eq!(status, 200);
         total += 1;
         if version.as_deref() == Some("v2") {
@@ -188,7 +188,7 @@ fn the_split_through_the_router_matches_the_weight() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    assert_eq!(wait_exit(&mut run, Duration::from_secs(30)), Some(5));
+    assert_eq!(wait_exit(&mut run, Duration::from_secs(30)).code(), Some(5));
     let (_, events) = journal(&state);
     let last = events.last().unwrap();
     assert_eq!(last["outcome"], "interrupted");
@@ -216,8 +216,11 @@ fn a_canary_failing_half_its_requests_is_rolled_back_fast() {
     wait_for_event(&state, Duration::from_secs(60), |e| {
         e["event"] == "weight_applied" && e["weight"] == 50
     });
-    let _load = Load::start(listen, 100, Duration::from_secs(120));
-    assert_eq!(wait_exit(&mut run, Duration::from_secs(120)), Some(3));
+    let _load = Traffic::start(listen, Duration::from_millis(10), Duration::from_secs(120));
+    assert_eq!(
+        wait_exit(&mut run, Duration::from_secs(120)).code(),
+        Some(3)
+    );
     let (_, events) = journal(&state);
     let rb = events_named(&events, "rollback_started");
     assert_eq!(rb[0]["source"], "analysis");
@@ -241,7 +244,7 @@ fn a_canary_failing_half_its_requests_is_rolled_back_fast() {
     assert_eq!(last_analysis["verdict"], "pass", "{last_analysis}");
     // And the router sends nothing to the canary any more.
     for _ in 0..50 {
-        let (_, v) = http_get(listen, "/").unwrap_or((0, None));
+        let (_, v) = get_version(listen, "/").unwrap_or((0, None));
         assert_ne!(v.as_deref(), Some("v2"));
     }
 }
@@ -258,7 +261,7 @@ fn blue_green_switches_at_once_and_rolls_back_to_zero() {
         "[[verify]]\nname = \"through the router\"\nexpect_body = \"from v1\"\nhttp = \"http://",
     );
     std::fs::write(dir.path().join("deploy.toml"), plan).unwrap();
-    let _load = Load::start(listen, 50, Duration::from_secs(120));
+    let _load = Traffic::start(listen, Duration::from_millis(20), Duration::from_secs(120));
     let out = cutover(dir.path(), &["run", "--headless"], Duration::from_secs(120));
     // The verify check expects v1, so it fails after the switch: back to 0.
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));

@@ -284,7 +284,7 @@ fn the_slider_moves_the_weight_and_r_rolls_back_at_once() {
     common::wait_for_event(&state, PATIENCE, |e| {
         e["event"] == "weight_applied" && e["weight"] == 10
     });
-    let _load = common::Load::start(listen, 40, Duration::from_secs(120));
+    let _load = common::Traffic::start(listen, Duration::from_millis(25), Duration::from_secs(120));
     // → → moves the pending weight 10 points, enter applies it.
     session.keys(&["Right", "Right"]);
     session.wait_for_text("20%");

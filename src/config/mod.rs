@@ -1093,8 +1093,18 @@ impl Validator<'_> {
                     "the haproxy router needs canary_server = \"…\" (the new version's server)",
                 );
                 let (socket, backend, stable, canary) = (socket?, backend?, stable?, canary?);
+                let socket = self.expand(socket);
+                // host:port stays; a relative socket path is relative to this file.
+                let is_tcp = socket
+                    .rsplit_once(':')
+                    .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+                let socket = if is_tcp || socket.starts_with('/') {
+                    socket
+                } else {
+                    self.base.join(&socket).display().to_string()
+                };
                 Some(RouterPlan::Haproxy(HaproxyTarget {
-                    socket: self.expand(socket),
+                    socket,
                     backend: self.expand(backend),
                     stable_server: self.expand(stable),
                     canary_server: self.expand(canary),

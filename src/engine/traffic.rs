@@ -81,6 +81,7 @@ impl Engine {
         }
         let mut baked = Duration::ZERO;
         let mut failing = 0u32;
+        let mut blind = 0u32;
         let mut analysis_hold = false;
         let mut next_sample = tokio::time::Instant::now() + a.interval;
         loop {
@@ -92,7 +93,13 @@ impl Engine {
                     if next_sample < now {
                         next_sample = now + a.interval;
                     }
-                    let (verdict, reasons) = self.analyse(a.window).await?;
+                    let (verdict, reasons, source_failed) = self.analyse(a.window).await?;
+                    // A source that keeps failing leaves the analysis blind:
+                    // after failure_limit errors in a row it counts as failing.
+                    blind = if source_failed { blind + 1 } else { 0 };
+                    if source_failed {
+                        self.snap.message = Some(format!("metric source failing ({blind} in a row): {}", reasons.join("; ")));
+                    }
                     match verdict {
                         Verdict::Pass => {
                             failing = 0;
@@ -103,12 +110,20 @@ impl Engine {
                         Verdict::Fail => failing += 1,
                         Verdict::Inconclusive => {}
                     }
-                    if failing >= a.failure_limit {
-                        let reason = format!(
-                            "analysis failed {failing} samples in a row at {}%: {}",
-                            self.weight,
-                            reasons.join("; ")
-                        );
+                    if failing >= a.failure_limit || blind >= a.failure_limit {
+                        let reason = if blind >= a.failure_limit {
+                            format!(
+                                "the metric source failed {blind} samples in a row at {}%: {}",
+                                self.weight,
+                                reasons.join("; ")
+                            )
+                        } else {
+                            format!(
+                                "analysis failed {failing} samples in a row at {}%: {}",
+                                self.weight,
+                                reasons.join("; ")
+                            )
+                        };
                         match tp.on_failure {
                             OnFailure::Rollback => {
                                 self.rollback_requested_at = Some(Instant::now());
@@ -296,8 +311,9 @@ impl Engine {
     pub(crate) async fn analyse(
         &mut self,
         window: Duration,
-    ) -> Result<(Verdict, Vec<String>), Stop> {
+    ) -> Result<(Verdict, Vec<String>, bool), Stop> {
         let (pair, error) = self.sample(window).await;
+        let source_failed = error.is_some();
         let (verdict, reasons) = match error {
             Some(e) => (Verdict::Inconclusive, vec![e]),
             None => judge(&pair, &self.plan.analysis),
@@ -323,7 +339,7 @@ impl Engine {
             self.snap.samples.drain(..extra);
         }
         self.publish();
-        Ok((verdict, reasons))
+        Ok((verdict, reasons, source_failed))
     }
 
     /// One sample from the metric source; a failing or slow source is no data.

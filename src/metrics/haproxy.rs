@@ -1,20 +1,155 @@
-//! The HAProxy source: per-server request and 5xx counts from `show stat`.
-//! (Placeholder: interface only.)
+//! The HAProxy source: per-server request and 5xx counts from `show stat`,
+//! as deltas between consecutive samples, and HAProxy's average response time.
+//!
+//! HAProxy keeps running totals and no percentiles, so each sample covers the
+//! time since the previous one (the analysis `window` does not apply), and
+//! only `p50_ms` is filled, with the average response time (`rtime`, over the
+//! server's last 1024 requests).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{MetricError, MetricSource, TrackPair};
+use super::{MetricError, MetricSource, TrackPair, TrackSample};
 use crate::config::HaproxyTarget;
+use crate::router::haproxy::RuntimeApi;
+
+/// One server's running totals in `show stat`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Counters {
+    requests: u64,
+    errors: u64,
+    /// Average response time in ms; `None` when HAProxy leaves it empty.
+    rtime_ms: Option<f64>,
+}
+
+/// Splits one CSV line; HAProxy quotes a field only when it holds a comma or quote.
+fn split_csv(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// Finds `backend/server`'s totals in `show stat` output.
+fn server_counters(stat: &str, backend: &str, server: &str) -> Result<Counters, String> {
+    let mut lines = stat.lines();
+    let header = lines
+        .next()
+        .and_then(|h| h.strip_prefix("# "))
+        .ok_or_else(|| {
+            let first = stat.lines().next().unwrap_or("").trim();
+            format!("`show stat` did not answer with CSV (first line: {first:?})")
+        })?;
+    let columns: HashMap<String, usize> = split_csv(header)
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| (name, i))
+        .collect();
+    let col = |name: &str| columns.get(name).copied();
+    let (Some(px), Some(sv)) = (col("pxname"), col("svname")) else {
+        return Err("`show stat` has no pxname/svname columns".into());
+    };
+    let mut backend_seen = false;
+    for line in lines {
+        let row = split_csv(line);
+        if row.get(px).map(String::as_str) != Some(backend) {
+            continue;
+        }
+        backend_seen = true;
+        if row.get(sv).map(String::as_str) != Some(server) {
+            continue;
+        }
+        let field = |name: &str| -> Option<&str> {
+            col(name)
+                .and_then(|i| row.get(i))
+                .map(|s| s.as_str())
+                .filter(|s| !s.is_empty())
+        };
+        let number = |name: &str| field(name).and_then(|v| v.parse::<u64>().ok());
+        // req_tot counts HTTP requests per server (HAProxy 2.x); stot counts
+        // sessions, one per request in HTTP mode, and is there in every version.
+        let requests = number("req_tot")
+            .or_else(|| number("stot"))
+            .ok_or_else(|| {
+                format!("`show stat` has no request count (req_tot or stot) for {backend}/{server}")
+            })?;
+        let errors = number("hrsp_5xx").ok_or_else(|| {
+            format!("`show stat` has no hrsp_5xx for {backend}/{server}: the backend must be in `mode http`")
+        })?;
+        let rtime_ms = field("rtime").and_then(|v| v.parse::<f64>().ok());
+        return Ok(Counters {
+            requests,
+            errors,
+            rtime_ms,
+        });
+    }
+    Err(if backend_seen {
+        format!("backend \"{backend}\" has no server \"{server}\" in `show stat`: check stable_server and canary_server")
+    } else {
+        format!("HAProxy has no backend \"{backend}\" in `show stat`: check backend in [traffic.router]")
+    })
+}
+
+/// What happened between two readings of one server. No previous reading, or
+/// a counter that went down (HAProxy restarted or counters cleared), is no
+/// data: the reading becomes the new baseline.
+fn delta(previous: Option<Counters>, now: Counters) -> TrackSample {
+    let Some(prev) = previous else {
+        return TrackSample::default();
+    };
+    if now.requests < prev.requests || now.errors < prev.errors {
+        return TrackSample::default();
+    }
+    let requests = now.requests - prev.requests;
+    // 5xx answers without a counted request cannot happen; clamp anyway.
+    let errors = (now.errors - prev.errors).min(requests);
+    let has_data = requests > 0;
+    TrackSample {
+        requests,
+        errors,
+        error_rate: has_data.then(|| errors as f64 / requests as f64),
+        p50_ms: if has_data { now.rtime_ms } else { None },
+        p95_ms: None,
+        p99_ms: None,
+    }
+}
+
+#[derive(Default)]
+struct Baseline {
+    canary: Option<Counters>,
+    stable: Option<Counters>,
+}
 
 pub struct HaproxySource {
     target: HaproxyTarget,
+    api: RuntimeApi,
+    last: Mutex<Baseline>,
 }
 
 impl HaproxySource {
     pub fn new(target: HaproxyTarget) -> Self {
-        HaproxySource { target }
+        let api = RuntimeApi::new(&target.socket);
+        HaproxySource {
+            target,
+            api,
+            last: Mutex::new(Baseline::default()),
+        }
     }
 }
 
@@ -23,10 +158,142 @@ impl MetricSource for HaproxySource {
     fn kind(&self) -> &'static str {
         "haproxy"
     }
+
     async fn sample(&self, _window: Duration) -> Result<TrackPair, MetricError> {
-        Err(MetricError::new(
-            "haproxy",
-            format!("{}: not built yet", self.target.socket),
-        ))
+        let stat = self
+            .api
+            .send("show stat")
+            .await
+            .map_err(|e| MetricError::new("haproxy", e.to_string()))?;
+        let t = &self.target;
+        let read = |server: &str| {
+            server_counters(&stat, &t.backend, server).map_err(|e| MetricError::new("haproxy", e))
+        };
+        let canary = read(&t.canary_server)?;
+        let stable = read(&t.stable_server)?;
+        let mut last = self
+            .last
+            .lock()
+            .map_err(|_| MetricError::new("haproxy", "sample state poisoned"))?;
+        let pair = TrackPair {
+            canary: delta(last.canary, canary),
+            stable: delta(last.stable, stable),
+        };
+        last.canary = Some(canary);
+        last.stable = Some(stable);
+        Ok(pair)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAT: &str = "# pxname,svname,qcur,stot,hrsp_5xx,req_tot,rtime,check_desc,\n\
+fe,FRONTEND,,900,0,900,,,\n\
+app,v1,0,600,3,610,4,\"ok, fine\",\n\
+app,v2,0,300,30,300,12,,\n\
+app,BACKEND,0,900,33,910,6,,\n\
+other,v2,0,5,5,5,1,,\n";
+
+    #[test]
+    fn reads_a_servers_counters_from_show_stat_csv() {
+        let c = server_counters(STAT, "app", "v2").unwrap();
+        assert_eq!(
+            c,
+            Counters {
+                requests: 300,
+                errors: 30,
+                rtime_ms: Some(12.0)
+            }
+        );
+        // req_tot preferred to stot; a quoted comma does not shift columns.
+        assert_eq!(server_counters(STAT, "app", "v1").unwrap().requests, 610);
+        let e = server_counters(STAT, "app", "v3").unwrap_err();
+        assert!(e.contains("no server \"v3\""), "{e}");
+        let e = server_counters(STAT, "web", "v2").unwrap_err();
+        assert!(e.contains("no backend \"web\""), "{e}");
+        let e = server_counters("Permission denied\n", "app", "v2").unwrap_err();
+        assert!(e.contains("did not answer with CSV"), "{e}");
+    }
+
+    #[test]
+    fn falls_back_to_stot_and_tolerates_an_empty_rtime() {
+        let stat = "# pxname,svname,stot,hrsp_5xx,rtime\napp,v2,40,2,\n";
+        let c = server_counters(stat, "app", "v2").unwrap();
+        assert_eq!((c.requests, c.errors, c.rtime_ms), (40, 2, None));
+    }
+
+    #[test]
+    fn csv_fields_handle_quotes() {
+        assert_eq!(split_csv("a,\"b,c\",\"d\"\"e\","), ["a", "b,c", "d\"e", ""]);
+    }
+
+    fn c(requests: u64, errors: u64) -> Counters {
+        Counters {
+            requests,
+            errors,
+            rtime_ms: Some(5.0),
+        }
+    }
+
+    #[test]
+    fn counts_are_deltas_and_a_reset_restarts_the_baseline() {
+        // First reading: baseline only.
+        assert_eq!(delta(None, c(100, 1)), TrackSample::default());
+        let s = delta(Some(c(100, 1)), c(150, 6));
+        assert_eq!((s.requests, s.errors), (50, 5));
+        assert_eq!(s.error_rate, Some(0.1));
+        assert_eq!(s.p50_ms, Some(5.0));
+        assert_eq!((s.p95_ms, s.p99_ms), (None, None));
+        // Nothing happened: no data, not a zero error rate.
+        let s = delta(Some(c(150, 6)), c(150, 6));
+        assert_eq!((s.requests, s.error_rate, s.p50_ms), (0, None, None));
+        // Counters went down (HAProxy restarted): no data this time.
+        assert_eq!(delta(Some(c(150, 6)), c(20, 0)), TrackSample::default());
+        assert_eq!(delta(Some(c(150, 6)), c(200, 2)), TrackSample::default());
+    }
+
+    #[tokio::test]
+    async fn samples_through_a_socket_baseline_first() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("admin.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        let server = tokio::spawn(async move {
+            for n in [0u64, 1] {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (r, mut w) = stream.into_split();
+                let mut line = String::new();
+                tokio::io::BufReader::new(r)
+                    .read_line(&mut line)
+                    .await
+                    .unwrap();
+                assert_eq!(line, "show stat\n");
+                let body = format!(
+                    "# pxname,svname,stot,hrsp_5xx,req_tot,rtime,\napp,v1,{},0,{},3,\napp,v2,{},{},{},9,\n\n",
+                    100 + 90 * n,
+                    100 + 90 * n,
+                    10 + 10 * n,
+                    4 * n,
+                    10 + 10 * n
+                );
+                w.write_all(body.as_bytes()).await.unwrap();
+            }
+        });
+        let src = HaproxySource::new(HaproxyTarget {
+            socket: sock.display().to_string(),
+            backend: "app".into(),
+            stable_server: "v1".into(),
+            canary_server: "v2".into(),
+        });
+        let first = src.sample(Duration::from_secs(30)).await.unwrap();
+        assert_eq!(first, TrackPair::default());
+        let second = src.sample(Duration::from_secs(30)).await.unwrap();
+        assert_eq!(second.canary.requests, 10);
+        assert_eq!(second.canary.error_rate, Some(0.4));
+        assert_eq!(second.stable.requests, 90);
+        assert_eq!(second.stable.error_rate, Some(0.0));
+        server.await.unwrap();
     }
 }

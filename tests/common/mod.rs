@@ -145,79 +145,93 @@ pub fn have_external(binary: &str) -> bool {
     found
 }
 
-/// A minimal HTTP/1.1 GET over a fresh connection: (status, x-version header).
-pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Option<String>)> {
+/// One plain HTTP/1.1 GET on a new connection: the status and the
+/// `x-version` header, or `None` when the request failed.
+pub fn get_version(addr: SocketAddr, path: &str) -> Option<(u16, Option<String>)> {
     use std::io::Write;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    )
+    .ok()?;
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
+    s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let version = text.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+    let head = text.split("\r\n\r\n").next()?;
+    let mut lines = head.lines();
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let version = lines.find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("x-version")
+        k.trim()
+            .eq_ignore_ascii_case("x-version")
             .then(|| v.trim().to_string())
     });
-    Ok((status, version))
+    Some((status, version))
 }
 
-/// Steady requests to `addr` from a thread, about `rps` a second, until dropped
-/// (bounded to `limit` in any case).
-pub struct Load {
+/// Sends `n` requests and counts the answers per `x-version`
+/// (failed requests under "error").
+pub fn version_counts(addr: SocketAddr, n: usize) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        let key = match get_version(addr, "/") {
+            Some((_, Some(v))) => v,
+            _ => "error".to_string(),
+        };
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Steady background requests to `addr` until dropped (and at most `limit`).
+pub struct Traffic {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<u64>>,
+    thread: Option<std::thread::JoinHandle<usize>>,
 }
 
-impl Load {
-    pub fn start(addr: SocketAddr, rps: u32, limit: Duration) -> Load {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
+impl Traffic {
+    pub fn start(addr: SocketAddr, pause: Duration, limit: Duration) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
-            let gap = Duration::from_secs_f64(1.0 / rps.max(1) as f64);
-            let mut sent = 0u64;
-            while !flag.load(Ordering::Relaxed) && started.elapsed() < limit {
-                let _ = http_get(addr, "/");
+            let mut sent = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) && started.elapsed() < limit {
+                let _ = get_version(addr, "/");
                 sent += 1;
-                let due = gap * sent as u32;
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    std::thread::sleep(wait);
-                }
+                std::thread::sleep(pause);
             }
             sent
         });
-        Load {
+        Traffic {
             stop,
             thread: Some(thread),
         }
     }
 
-    pub fn stop(&mut self) -> u64 {
+    /// Stops and returns how many requests were sent.
+    pub fn stop(mut self) -> usize {
+        self.halt()
+    }
+
+    fn halt(&mut self) -> usize {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
     }
 }
 
-impl Drop for Load {
+impl Drop for Traffic {
     fn drop(&mut self) {
-        self.stop();
+        self.halt();
     }
 }
 
-/// Starts `cutover ARGS` in the background (stdout and stderr to files in `dir`).
+/// Starts `cutover ARGS` in `dir` in the background, output to files in `dir`.
 pub fn spawn_cutover(dir: &Path, args: &[&str]) -> ChildGuard {
-    let out = std::fs::File::create(dir.join("cutover.out")).expect("out file");
-    let err = std::fs::File::create(dir.join("cutover.err")).expect("err file");
+    let out = std::fs::File::create(dir.join("cutover.stdout")).expect("stdout file");
+    let err = std::fs::File::create(dir.join("cutover.stderr")).expect("stderr file");
     let child = Command::new(bin())
         .args(args)
         .current_dir(dir)
@@ -231,33 +245,259 @@ pub fn spawn_cutover(dir: &Path, args: &[&str]) -> ChildGuard {
     ChildGuard(child)
 }
 
+/// The events journaled so far (complete lines only), or none yet.
+pub fn journal_so_far(state_dir: &Path) -> Vec<serde_json::Value> {
+    let Ok(entries) = std::fs::read_dir(state_dir.join("deployments")) else {
+        return Vec::new();
+    };
+    let Some(path) = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().and_then(|s| s.to_str()) == Some("jsonl"))
+    else {
+        return Vec::new();
+    };
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Polls `f` every 50 ms until it gives a value, failing after `limit`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "gave up waiting for {what} after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for a background child to exit, killing it after `limit`.
+pub fn wait_exit(child: &mut ChildGuard, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.0.try_wait().expect("wait") {
+            return s;
+        }
+        if started.elapsed() > limit {
+            let _ = child.0.kill();
+            let _ = child.0.wait();
+            panic!("process still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The path of a server binary, from PATH or /usr/sbin.
+pub fn external_path(binary: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(binary))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| Path::new("/usr/sbin").join(binary))
+}
+
+/// A real HAProxy in front of two servers, `app/v1` (stable) and `app/v2`
+/// (canary), with its runtime API on a unix socket at admin level.
+pub struct Haproxy {
+    pub child: ChildGuard,
+    pub socket: PathBuf,
+    pub front: SocketAddr,
+    pub config: PathBuf,
+}
+
+impl Haproxy {
+    pub fn start(dir: &Path, stable: SocketAddr, canary: SocketAddr) -> Haproxy {
+        let socket = dir.join("admin.sock");
+        let front = free_addr();
+        let config = dir.join("haproxy.cfg");
+        std::fs::write(
+            &config,
+            format!(
+                "global\n\
+                 \x20   stats socket {sock} mode 600 level admin\n\
+                 \x20   stats timeout 30s\n\
+                 defaults\n\
+                 \x20   mode http\n\
+                 \x20   timeout connect 2s\n\
+                 \x20   timeout client 10s\n\
+                 \x20   timeout server 10s\n\
+                 frontend web\n\
+                 \x20   bind {front}\n\
+                 \x20   default_backend app\n\
+                 backend app\n\
+                 \x20   balance roundrobin\n\
+                 \x20   server v1 {stable} weight 100\n\
+                 \x20   server v2 {canary} weight 0\n",
+                sock = socket.display()
+            ),
+        )
+        .expect("write haproxy.cfg");
+        let log = std::fs::File::create(dir.join("haproxy.log")).expect("haproxy log");
+        let child = Command::new(external_path("haproxy"))
+            .arg("-f")
+            .arg(&config)
+            .arg("-db")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn haproxy");
+        let child = ChildGuard(child);
+        wait_for_port(front);
+        wait_for("the HAProxy stats socket", Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(&socket).ok()
+        });
+        Haproxy {
+            child,
+            socket,
+            front,
+            config,
+        }
+    }
+
+    /// Sends one runtime API command and returns the reply.
+    pub fn command(&self, command: &str) -> String {
+        use std::io::Write;
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).expect("stats socket");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        writeln!(s, "{command}").expect("send");
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).expect("reply");
+        reply
+    }
+
+    /// `get weight app/<server>` as a number.
+    pub fn weight(&self, server: &str) -> u32 {
+        let reply = self.command(&format!("get weight app/{server}"));
+        reply
+            .split_whitespace()
+            .next()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("get weight app/{server}: {reply:?}"))
+    }
+}
+
+/// A real nginx (master and workers as this user) proxying to the upstream
+/// in `upstream.conf`, which the nginx router owns.
+pub struct Nginx {
+    pub child: ChildGuard,
+    pub dir: PathBuf,
+    pub conf: PathBuf,
+    pub upstream_file: PathBuf,
+    pub front: SocketAddr,
+}
+
+impl Nginx {
+    /// The test command for the router.
+    pub fn test_command(&self) -> String {
+        format!(
+            "{} -t -q -c {} -p {}",
+            external_path("nginx").display(),
+            self.conf.display(),
+            self.dir.display()
+        )
+    }
+
+    pub fn reload_command(&self) -> String {
+        format!(
+            "{} -s reload -c {} -p {}",
+            external_path("nginx").display(),
+            self.conf.display(),
+            self.dir.display()
+        )
+    }
+
+    /// Starts nginx with `upstream` (an upstream file's text) already in place.
+    pub fn start(dir: &Path, upstream: &str) -> Nginx {
+        let front = free_addr();
+        let conf = dir.join("nginx.conf");
+        let upstream_file = dir.join("upstream.conf");
+        std::fs::write(&upstream_file, upstream).expect("write upstream");
+        // Workers of a root master drop to `nobody` unless told otherwise.
+        // (The temp dir belongs to this user, so its owner says who we are.)
+        let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(dir).expect("dir")) == 0;
+        let user = if root { "user root;\n" } else { "" };
+        let d = dir.display();
+        std::fs::write(
+            &conf,
+            format!(
+                "{user}daemon off;\n\
+                 worker_processes 1;\n\
+                 pid {d}/nginx.pid;\n\
+                 error_log {d}/error.log notice;\n\
+                 events {{ worker_connections 256; }}\n\
+                 http {{\n\
+                 \x20   access_log {d}/access.log;\n\
+                 \x20   client_body_temp_path {d}/client_body;\n\
+                 \x20   proxy_temp_path {d}/proxy;\n\
+                 \x20   include {up};\n\
+                 \x20   server {{\n\
+                 \x20       listen {front};\n\
+                 \x20       location / {{ proxy_pass http://app; }}\n\
+                 \x20   }}\n\
+                 }}\n",
+                up = upstream_file.display()
+            ),
+        )
+        .expect("write nginx.conf");
+        let log = std::fs::File::create(dir.join("nginx.out")).expect("nginx log");
+        let child = Command::new(external_path("nginx"))
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn nginx");
+        let child = ChildGuard(child);
+        wait_for_port(front);
+        Nginx {
+            child,
+            dir: dir.to_path_buf(),
+            conf,
+            upstream_file,
+            front,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // The master stops its workers on SIGQUIT/SIGTERM; a SIGKILL (the
+        // child guard) would leave them running.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if matches!(self.child.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// Waits until the journal in `state_dir` has an event matching `pred`.
 pub fn wait_for_event(
     state_dir: &Path,
     limit: Duration,
     pred: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let started = Instant::now();
-    loop {
-        if state_dir.join("deployments").exists() {
-            let (_, events) = journal(state_dir);
-            if let Some(e) = events.iter().find(|e| pred(e)) {
-                return e.clone();
-            }
-        }
-        assert!(started.elapsed() < limit, "no such event within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Waits for a child to exit, at most `limit`.
-pub fn wait_exit(child: &mut ChildGuard, limit: Duration) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        if let Some(s) = child.0.try_wait().expect("wait") {
-            return s.code();
-        }
-        assert!(started.elapsed() < limit, "still running after {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for("a journal event", limit, || {
+        journal_so_far(state_dir).into_iter().find(|e| pred(e))
+    })
 }

@@ -1,0 +1,280 @@
+//! The HAProxy router and metric source against a real HAProxy on loopback:
+//! weights measured in real traffic, error replies, and whole headless runs.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use cutover::config::HaproxyTarget;
+use cutover::router::haproxy::HaproxyRouter;
+use cutover::router::Router;
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+fn target(h: &Haproxy, stable: &str) -> HaproxyTarget {
+    HaproxyTarget {
+        socket: h.socket.display().to_string(),
+        backend: "app".into(),
+        stable_server: stable.into(),
+        canary_server: "v2".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_split_real_traffic_and_roll_back() {
+    if !have_external("haproxy") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_v1, stable) = demo_app("v1", &[]);
+    let (_v2, canary) = demo_app("v2", &[]);
+    let h = Haproxy::start(dir.path(), stable, canary);
+    let router = HaproxyRouter::new(target(&h, "v1"));
+    assert_eq!(router.current_weight().await.unwrap(), 0);
+
+    router.set_weight(25).await.unwrap();
+    assert_eq!(router.current_weight().await.unwrap(), 25);
+    assert_eq!((h.weight("v2"), h.weight("v1")), (25, 75));
+    let front = h.front;
+    let counts = tokio::task::spawn_blocking(move || version_counts(front, 1000))
+        .await
+        .unwrap();
+    let v2 = counts.get("v2").copied().unwrap_or(0);
+    let v1 = counts.get("v1").copied().unwrap_or(0);
+    assert_eq!(v1 + v2, 1000, "{counts:?}");
+    assert!(
+        (200..=300).contains(&v2),
+        "v2 share not 25% ± 5: {counts:?}"
+    );
+
+    router.set_weight(0).await.unwrap();
+    assert_eq!(router.current_weight().await.unwrap(), 0);
+    assert_eq!((h.weight("v2"), h.weight("v1")), (0, 100));
+    let counts = tokio::task::spawn_blocking(move || version_counts(front, 200))
+        .await
+        .unwrap();
+    assert_eq!(counts.get("v1"), Some(&200), "{counts:?}");
+
+    // Canary-only, then back: both directions read back exactly.
+    router.set_weight(100).await.unwrap();
+    assert_eq!((h.weight("v2"), h.weight("v1")), (100, 0));
+    assert_eq!(router.current_weight().await.unwrap(), 100);
+}
+
+#[tokio::test]
+async fn haproxy_error_replies_surface_clearly() {
+    if !have_external("haproxy") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_v1, stable) = demo_app("v1", &[]);
+    let (_v2, canary) = demo_app("v2", &[]);
+    let h = Haproxy::start(dir.path(), stable, canary);
+
+    let wrong = HaproxyRouter::new(target(&h, "blue"));
+    let e = wrong.set_weight(10).await.unwrap_err().to_string();
+    assert!(e.contains("backend \"app\" has no server \"blue\""), "{e}");
+    let e = wrong.current_weight().await.unwrap_err().to_string();
+    assert!(e.contains("no server \"blue\""), "{e}");
+
+    let mut t = target(&h, "v1");
+    t.backend = "web".into();
+    let e = HaproxyRouter::new(t)
+        .set_weight(10)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no backend \"web\""), "{e}");
+
+    // The wrong name was caught before anything moved.
+    assert_eq!((h.weight("v2"), h.weight("v1")), (0, 100));
+
+    // Both servers at 0: HAProxy would send traffic nowhere.
+    h.command("set server app/v1 weight 0");
+    let e = HaproxyRouter::new(target(&h, "v1"))
+        .current_weight()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("both have weight 0"), "{e}");
+}
+
+fn write_plan(dir: &std::path::Path, h: &Haproxy, source: &str, bake: &str) {
+    let plan = format!(
+        r#"[deployment]
+service = "svc"
+version = "v2"
+previous = "v1"
+state_dir = "state"
+
+[traffic]
+strategy = "canary"
+steps = [50, 100]
+bake = "{bake}"
+approval = "auto"
+
+[traffic.router]
+kind = "haproxy"
+socket = "{sock}"
+backend = "app"
+stable_server = "v1"
+canary_server = "v2"
+
+[analysis]
+interval = "500ms"
+window = "1s"
+min_requests = 5
+failure_limit = 2
+max_error_rate = 0.05
+
+[analysis.source]
+{source}
+"#,
+        sock = h.socket.display()
+    );
+    std::fs::write(dir.join("deploy.toml"), plan).unwrap();
+}
+
+fn describe(dir: &std::path::Path, out: &std::process::Output) -> String {
+    let events = journal_so_far(&dir.join("state"));
+    format!(
+        "stdout:\n{}\nstderr:\n{}\njournal:\n{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        events
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+#[test]
+fn headless_run_with_a_healthy_canary_ends_canary_only() {
+    if !have_external("haproxy") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_v1, stable) = demo_app("v1", &[]);
+    let (_v2, canary) = demo_app("v2", &[]);
+    let h = Haproxy::start(dir.path(), stable, canary);
+    write_plan(dir.path(), &h, "kind = \"haproxy\"", "2s");
+    let traffic = Traffic::start(h.front, Duration::from_millis(5), LIMIT);
+    let out = cutover(
+        dir.path(),
+        &["run", "--headless", "--auto-approve", "deploy.toml"],
+        LIMIT,
+    );
+    let sent = traffic.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(dir.path(), &out));
+    assert!(sent > 0);
+    assert_eq!((h.weight("v2"), h.weight("v1")), (100, 0));
+    let (_, events) = journal(&dir.path().join("state"));
+    let passes: Vec<_> = events_named(&events, "analysis")
+        .into_iter()
+        .filter(|e| e["verdict"] == "pass")
+        .collect();
+    assert!(!passes.is_empty(), "{}", describe(dir.path(), &out));
+    // HAProxy has average times only: no percentiles are made up.
+    assert!(passes.iter().all(|e| e["canary"]["p99_ms"].is_null()));
+    let applied: Vec<_> = events_named(&events, "weight_applied")
+        .iter()
+        .map(|e| e["weight"].as_u64().unwrap())
+        .collect();
+    assert_eq!(applied, [50, 100]);
+}
+
+#[test]
+fn headless_run_with_a_failing_canary_rolls_back_to_stable_only() {
+    if !have_external("haproxy") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_v1, stable) = demo_app("v1", &[]);
+    let (_v2, canary) = demo_app("v2", &["--error-rate", "0.4"]);
+    let h = Haproxy::start(dir.path(), stable, canary);
+    write_plan(dir.path(), &h, "kind = \"haproxy\"", "2s");
+    let traffic = Traffic::start(h.front, Duration::from_millis(5), LIMIT);
+    let out = cutover(
+        dir.path(),
+        &["run", "--headless", "--auto-approve", "deploy.toml"],
+        LIMIT,
+    );
+    traffic.stop();
+    assert_eq!(out.status.code(), Some(3), "{}", describe(dir.path(), &out));
+    let (_, events) = journal(&dir.path().join("state"));
+    let started = events_named(&events, "rollback_started");
+    assert_eq!(started.len(), 1, "{}", describe(dir.path(), &out));
+    assert_eq!(started[0]["source"], "analysis");
+    let fails = events_named(&events, "analysis")
+        .into_iter()
+        .filter(|e| e["verdict"] == "fail")
+        .count();
+    assert!(fails >= 2, "{}", describe(dir.path(), &out));
+    assert_eq!(
+        events.last().unwrap()["outcome"],
+        "rolled_back",
+        "{}",
+        describe(dir.path(), &out)
+    );
+    assert_eq!((h.weight("v2"), h.weight("v1")), (0, 100));
+}
+
+#[test]
+fn haproxy_killed_mid_canary_never_claims_a_clean_rollback() {
+    if !have_external("haproxy") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_v1, stable) = demo_app("v1", &[]);
+    let (_v2, canary) = demo_app("v2", &[]);
+    let mut h = Haproxy::start(dir.path(), stable, canary);
+    // A steady healthy sample, so the step bakes whatever happens to HAProxy,
+    // and the next weight change is what meets the dead runtime API.
+    let sample = r#"{"canary":{"requests":100,"errors":0},"stable":{"requests":100,"errors":0}}"#;
+    write_plan(
+        dir.path(),
+        &h,
+        &format!("kind = \"command\"\nsample = '''echo '{sample}' '''"),
+        "4s",
+    );
+    let state = dir.path().join("state");
+    let mut run = spawn_cutover(
+        dir.path(),
+        &["run", "--headless", "--auto-approve", "deploy.toml"],
+    );
+    wait_for("the first canary step", LIMIT, || {
+        journal_so_far(&state)
+            .iter()
+            .any(|e| e["event"] == "weight_applied" && e["weight"] == 50)
+            .then_some(())
+    });
+    assert_eq!(h.weight("v2"), 50);
+    h.child.0.kill().unwrap();
+    h.child.0.wait().unwrap();
+
+    let status = wait_exit(&mut run, LIMIT);
+    let stdout = std::fs::read_to_string(dir.path().join("cutover.stdout")).unwrap();
+    let stderr = std::fs::read_to_string(dir.path().join("cutover.stderr")).unwrap();
+    let all = format!("stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(status.code(), Some(4), "{all}");
+    assert!(
+        all.contains("cannot connect to HAProxy's runtime API"),
+        "{all}"
+    );
+    let (_, events) = journal(&state);
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "deployment_finished");
+    assert_eq!(last["outcome"], "rollback_failed", "{all}");
+    assert!(
+        !events.iter().any(|e| e["outcome"] == "rolled_back"),
+        "{all}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "weight_failed" && e["weight"] == 0),
+        "{all}"
+    );
+}
