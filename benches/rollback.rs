@@ -1,5 +1,7 @@
 //! Rollback benchmark: how long `set_weight(0)` takes to be applied and read
-//! back through each router, side by side in one run.
+//! back through each router, side by side in one run, and the whole path
+//! through the engine: from the operator's `R` (a `Command::Rollback`) to
+//! weight 0 confirmed, with the journal lines written and flushed on the way.
 //!
 //! Each round moves the canary to 25% (not timed), then times
 //! `set_weight(0)` followed by `current_weight()` reading 0. The built-in
@@ -28,6 +30,8 @@ type BoxError = Box<dyn Error + Send + Sync>;
 /// Rounds per router: nginx forks new workers at each reload, so fewer.
 const FAST_ROUNDS: usize = 300;
 const NGINX_ROUNDS: usize = 40;
+/// Each engine round is a whole deployment up to its first canary step.
+const ENGINE_ROUNDS: usize = 20;
 
 fn main() -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -49,6 +53,53 @@ async fn rollbacks(router: &dyn Router, rounds: usize) -> Result<Vec<Duration>, 
             return Err(format!("{} read back {read}% after a rollback", router.kind()).into());
         }
         times.push(elapsed);
+    }
+    times.sort();
+    Ok(times)
+}
+
+/// Times `rounds` operator rollbacks through the engine with the built-in
+/// router: command sent → `weight_applied` 0 on disk.
+async fn engine_rollbacks(
+    stable: SocketAddr,
+    canary: SocketAddr,
+    rounds: usize,
+) -> Result<Vec<Duration>, BoxError> {
+    use cutover::engine::event::Event;
+    use cutover::engine::{Command, EngineOptions};
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let dir = tempfile::tempdir()?;
+        let text = format!(
+            "[deployment]\nservice = \"bench\"\nversion = \"v2\"\nprevious = \"v1\"\nstate_dir = \"state\"\n\n\
+             [traffic]\nsteps = [50, 100]\nbake = \"1h\"\napproval = \"auto\"\n\n\
+             [traffic.router]\nkind = \"builtin\"\nlisten = \"127.0.0.1:0\"\nstable = \"{stable}\"\ncanary = \"{canary}\"\n\n\
+             [analysis]\ninterval = \"100ms\"\nwindow = \"1s\"\nmin_requests = 1\n"
+        );
+        let plan = cutover::config::parse(&text, "bench.toml", dir.path(), &|_| None)
+            .map_err(|e| e.to_string())?;
+        let mut handle = cutover::engine::start(plan, EngineOptions::new("bench".into())).await?;
+        let mut t0 = None;
+        while let Some(record) = handle.records.recv().await {
+            match record.event {
+                Event::WeightApplied { weight: 50, .. } => {
+                    t0 = Some(Instant::now());
+                    handle
+                        .commands
+                        .send(Command::Rollback {
+                            reason: "bench".into(),
+                        })
+                        .await?;
+                }
+                Event::WeightApplied { weight: 0, .. } => {
+                    if let Some(t0) = t0 {
+                        times.push(t0.elapsed());
+                    }
+                }
+                _ => {}
+            }
+        }
+        handle.task.await?;
     }
     times.sort();
     Ok(times)
@@ -98,6 +149,11 @@ async fn run() -> Result<(), BoxError> {
         "builtin",
         "in-process weight, next request routed by it",
         &rollbacks(&builtin, FAST_ROUNDS).await?,
+    );
+    report(
+        "engine",
+        "R → weight 0 confirmed, built-in router, 3 journal lines fsynced",
+        &engine_rollbacks(stable, canary, ENGINE_ROUNDS).await?,
     );
 
     let mut notes = Vec::new();

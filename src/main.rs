@@ -281,7 +281,24 @@ async fn run(args: RunArgs) -> i32 {
             return EXIT_FAILED;
         }
     };
-    match (unfinished, args.resume, args.abandon) {
+    let (mut resume, mut abandon_it) = (args.resume, args.abandon);
+    if let (Some(path), false, false, true) = (
+        &unfinished,
+        resume,
+        abandon_it,
+        show.interactive() && std::io::stdin().is_terminal(),
+    ) {
+        // In a terminal the operator chooses here rather than re-running.
+        match ask_resume_or_abandon(path, &state_dir) {
+            Some(true) => resume = true,
+            Some(false) => abandon_it = true,
+            None => {
+                lock.leave_as_found();
+                return EXIT_USAGE;
+            }
+        }
+    }
+    match (unfinished, resume, abandon_it) {
         (Some(path), false, false) => {
             let point = ResumePoint::read(&path);
             let last = point
@@ -333,6 +350,30 @@ async fn run(args: RunArgs) -> i32 {
     let code = execute(plan, show, opts, |_| {}).await;
     drop(lock);
     code
+}
+
+/// Asks whether to resume (true) or abandon (false) an unfinished deployment;
+/// None to leave it alone.
+fn ask_resume_or_abandon(path: &Path, state_dir: &Path) -> Option<bool> {
+    use std::io::Write;
+    let last = ResumePoint::read(path)
+        .map(|p| p.last_event)
+        .unwrap_or_else(|e| e.to_string());
+    let mut out = std::io::stderr();
+    let _ = write!(
+        out,
+        "deployment {} in {} is unfinished (last: {last}).\n  r  resume it from where it stopped\n  a  abandon it (record it as interrupted) and start anew\n  q  leave it and quit\nchoice [r/a/q]: ",
+        path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default(),
+        state_dir.display()
+    );
+    let _ = out.flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).ok()?;
+    match answer.trim() {
+        "r" | "R" | "resume" => Some(true),
+        "a" | "A" | "abandon" => Some(false),
+        _ => None,
+    }
 }
 
 fn path_display(p: &Path) -> String {
