@@ -14,20 +14,19 @@ pub struct PlainLayer {
     pub output: bool,
 }
 
+/// The `message` field of a tracing event, as text.
 #[derive(Default)]
-struct Fields {
-    message: String,
-}
+pub struct Message(pub String);
 
-impl Visit for Fields {
+impl Visit for Message {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
-            self.message = value.to_string();
+            self.0 = value.to_string();
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
+            let _ = write!(self.0, "{value:?}");
         }
     }
 }
@@ -42,14 +41,14 @@ impl<S: Subscriber> Layer<S> for PlainLayer {
         if !is_output && *meta.level() > Level::WARN {
             return;
         }
-        let mut f = Fields::default();
-        event.record(&mut f);
+        let mut m = Message::default();
+        event.record(&mut m);
         let line = if is_output {
-            format!("  | {}\n", f.message)
+            format!("  | {}\n", m.0)
         } else if *meta.level() == Level::ERROR {
-            format!("error: {}\n", f.message)
+            format!("error: {}\n", m.0)
         } else {
-            format!("warning: {}\n", f.message)
+            format!("warning: {}\n", m.0)
         };
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }

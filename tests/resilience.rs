@@ -369,3 +369,59 @@ fn secrets_stay_out_of_the_journal_the_output_and_the_plan() {
     let body = std::fs::read_to_string(path).unwrap();
     assert!(!body.contains(secret));
 }
+
+#[test]
+fn a_journal_that_cannot_be_written_stops_the_deployment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan =
+        String::from("[deployment]\nservice = \"s\"\nversion = \"v2\"\nstate_dir = \"state\"\n");
+    for i in 0..60 {
+        plan.push_str(&format!(
+            "\n[[prepare]]\nname = \"step {i}\"\nrun = \"touch ran-{i}\"\n"
+        ));
+    }
+    std::fs::write(dir.path().join("deploy.toml"), plan).unwrap();
+    // A file size limit makes the journal's writes fail part-way (EFBIG), as a
+    // full disk would; SIGXFSZ is ignored so the write error is what is seen.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 16; exec '{}' run --headless",
+            bin()
+        ))
+        .current_dir(dir.path())
+        .env("USER", "tester")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("cannot write the journal"), "{stderr}");
+    // It stopped instead of carrying on unrecorded.
+    assert!(
+        !dir.path().join("ran-59").exists(),
+        "the run went on after the journal failed"
+    );
+    // The write that failed left a torn line: reported, not silently dropped.
+    let verify = cutover(
+        dir.path(),
+        &["history", "--verify"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        text(&verify.stdout).contains("torn"),
+        "{}",
+        text(&verify.stdout)
+    );
+    let events = journal_so_far(&dir.path().join("state"));
+    let ran = (0..60)
+        .filter(|i| dir.path().join(format!("ran-{i}")).exists())
+        .count();
+    let recorded = events
+        .iter()
+        .filter(|e| e["event"] == "check_finished")
+        .count();
+    // Every check that ran is on record, but for at most the one in flight.
+    assert!(ran <= recorded + 1, "{ran} checks ran, {recorded} recorded");
+}

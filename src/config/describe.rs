@@ -74,16 +74,14 @@ impl Plan {
                                 "haproxy: runtime API {}, backend {}, stable server {}, canary server {}",
                                 h.socket, h.backend, h.stable_server, h.canary_server
                             ),
-                            RouterPlan::Nginx {
-                                upstream_file,
-                                upstream,
-                                stable,
-                                canary,
-                                test,
-                                reload,
-                            } => format!(
-                                "nginx: upstream {upstream} in {} (stable {stable}, canary {canary}), test `{test}`, reload `{reload}`",
-                                upstream_file.display()
+                            RouterPlan::Nginx(n) => format!(
+                                "nginx: upstream {} in {} (stable {}, canary {}), test `{}`, reload `{}`",
+                                n.upstream,
+                                n.upstream_file.display(),
+                                n.stable,
+                                n.canary,
+                                n.test,
+                                n.reload
                             ),
                         };
                         let _ = writeln!(o, "                router   {router}");
@@ -103,10 +101,17 @@ impl Plan {
                         }
                         let source = match &a.source {
                             SourcePlan::Builtin => "builtin (the router's own counts)".to_string(),
-                            SourcePlan::Prometheus { url_display, canary_version, stable_version, .. } => format!(
-                                "prometheus at {url_display} (version=\"{canary_version}\" against \"{stable_version}\")"
+                            SourcePlan::Prometheus {
+                                url_display,
+                                queries,
+                            } => format!(
+                                "prometheus at {url_display} (version=\"{}\" against \"{}\")",
+                                queries.canary_version, queries.stable_version
                             ),
-                            SourcePlan::Haproxy(h) => format!("haproxy stats of {}/{} and {}/{}", h.backend, h.canary_server, h.backend, h.stable_server),
+                            SourcePlan::Haproxy(h) => format!(
+                                "haproxy stats of {}/{} and {}/{}",
+                                h.backend, h.canary_server, h.backend, h.stable_server
+                            ),
                             SourcePlan::Command { sample } => format!("command `{sample}`"),
                         };
                         let _ = writeln!(

@@ -155,16 +155,33 @@ pub enum RouterPlan {
         get_weight: Option<String>,
     },
     Haproxy(HaproxyTarget),
-    Nginx {
-        upstream_file: PathBuf,
-        upstream: String,
-        stable: String,
-        canary: String,
-        /// Validates the written config; default `nginx -t`.
-        test: String,
-        /// Makes nginx read it; default `nginx -s reload`.
-        reload: String,
-    },
+    Nginx(NginxConfig),
+}
+
+/// The upstream block the nginx router owns, and how nginx takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NginxConfig {
+    pub upstream_file: PathBuf,
+    pub upstream: String,
+    pub stable: String,
+    pub canary: String,
+    /// Validates the written config; default `nginx -t`.
+    pub test: String,
+    /// Makes nginx read it; default `nginx -s reload`.
+    pub reload: String,
+}
+
+/// The Prometheus server and the per-track queries (`$version` replaced by
+/// each track's version label).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrometheusConfig {
+    pub url: String,
+    pub error_rate: String,
+    pub p99_ms: Option<String>,
+    pub p50_ms: Option<String>,
+    pub requests: String,
+    pub canary_version: String,
+    pub stable_version: String,
 }
 
 /// Where HAProxy's runtime API is and which servers carry the two versions.
@@ -183,7 +200,7 @@ impl RouterPlan {
             RouterPlan::Builtin { .. } => "builtin",
             RouterPlan::Command { .. } => "command",
             RouterPlan::Haproxy(_) => "haproxy",
-            RouterPlan::Nginx { .. } => "nginx",
+            RouterPlan::Nginx(_) => "nginx",
         }
     }
 }
@@ -205,15 +222,9 @@ pub enum SourcePlan {
     Builtin,
     /// Instant PromQL queries; `$version` stands for each track's version label.
     Prometheus {
-        url: String,
+        /// The URL as written (secrets unexpanded), for screens.
         url_display: String,
-        error_rate: String,
-        p99_ms: Option<String>,
-        p50_ms: Option<String>,
-        requests: String,
-        /// The version labels of the two tracks.
-        canary_version: String,
-        stable_version: String,
+        queries: PrometheusConfig,
     },
     /// HAProxy's `show stat` for the router's two servers.
     Haproxy(HaproxyTarget),
@@ -1149,7 +1160,7 @@ impl Validator<'_> {
                 };
                 let stable = server(self, stable, "stable");
                 let canary = server(self, canary, "canary");
-                Some(RouterPlan::Nginx {
+                Some(RouterPlan::Nginx(NginxConfig {
                     upstream_file: self.base.join(self.expand(file)),
                     upstream: name,
                     stable,
@@ -1164,7 +1175,7 @@ impl Validator<'_> {
                         .as_ref()
                         .map(|t| t.get_ref().clone())
                         .unwrap_or_else(|| "nginx -s reload".into()),
-                })
+                }))
             }
             _ => None,
         }
@@ -1383,14 +1394,16 @@ impl Validator<'_> {
             return SourcePlan::Builtin;
         };
         SourcePlan::Prometheus {
-            url: url_value,
             url_display: url.get_ref().clone(),
-            error_rate,
-            p99_ms,
-            p50_ms,
-            requests,
-            canary_version: version.to_string(),
-            stable_version: previous.to_string(),
+            queries: PrometheusConfig {
+                url: url_value,
+                error_rate,
+                p99_ms,
+                p50_ms,
+                requests,
+                canary_version: version.to_string(),
+                stable_version: previous.to_string(),
+            },
         }
     }
 

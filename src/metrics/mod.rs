@@ -84,26 +84,9 @@ pub fn build(
                 ))
             }
         },
-        SourcePlan::Prometheus {
-            url,
-            error_rate,
-            p99_ms,
-            p50_ms,
-            requests,
-            canary_version,
-            stable_version,
-            ..
-        } => Arc::new(prometheus::PrometheusSource::new(
-            prometheus::PrometheusConfig {
-                url: url.clone(),
-                error_rate: error_rate.clone(),
-                p99_ms: p99_ms.clone(),
-                p50_ms: p50_ms.clone(),
-                requests: requests.clone(),
-                canary_version: canary_version.clone(),
-                stable_version: stable_version.clone(),
-            },
-        )),
+        SourcePlan::Prometheus { queries, .. } => {
+            Arc::new(prometheus::PrometheusSource::new(queries.clone()))
+        }
         SourcePlan::Haproxy(target) => Arc::new(haproxy::HaproxySource::new(target.clone())),
         SourcePlan::Command { sample } => {
             Arc::new(command::CommandSource::new(sample.clone(), ctx))

@@ -11,15 +11,7 @@ use serde_json::Value;
 
 use super::{MetricError, MetricSource, TrackPair, TrackSample};
 
-pub struct PrometheusConfig {
-    pub url: String,
-    pub error_rate: String,
-    pub p99_ms: Option<String>,
-    pub p50_ms: Option<String>,
-    pub requests: String,
-    pub canary_version: String,
-    pub stable_version: String,
-}
+pub use crate::config::PrometheusConfig;
 
 pub struct PrometheusSource {
     cfg: PrometheusConfig,

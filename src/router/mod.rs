@@ -92,25 +92,8 @@ pub async fn build(
             stats: None,
             listen: None,
         }),
-        RouterPlan::Nginx {
-            upstream_file,
-            upstream,
-            stable,
-            canary,
-            test,
-            reload,
-        } => Ok(BuiltRouter {
-            router: Arc::new(nginx::NginxRouter::new(
-                nginx::NginxConfig {
-                    upstream_file: upstream_file.clone(),
-                    upstream: upstream.clone(),
-                    stable: stable.clone(),
-                    canary: canary.clone(),
-                    test: test.clone(),
-                    reload: reload.clone(),
-                },
-                ctx,
-            )),
+        RouterPlan::Nginx(cfg) => Ok(BuiltRouter {
+            router: Arc::new(nginx::NginxRouter::new(cfg.clone(), ctx)),
             stats: None,
             listen: None,
         }),

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,14 +26,7 @@ pub struct NginxRouter {
     changing: Mutex<()>,
 }
 
-pub struct NginxConfig {
-    pub upstream_file: PathBuf,
-    pub upstream: String,
-    pub stable: String,
-    pub canary: String,
-    pub test: String,
-    pub reload: String,
-}
+pub use crate::config::NginxConfig;
 
 /// The upstream file for a canary weight. nginx has no weight 0: the server at
 /// 0% is written `down`, the other keeps a weight of at least 1.

@@ -5,10 +5,8 @@
 //! `check │ line`). This layer keeps the last lines per check name.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
@@ -52,33 +50,14 @@ pub struct LiveOutputLayer {
     pub store: Arc<LiveOutput>,
 }
 
-#[derive(Default)]
-struct OutputLine {
-    message: String,
-}
-
-impl Visit for OutputLine {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = value.to_string();
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        }
-    }
-}
-
 impl<S: Subscriber> Layer<S> for LiveOutputLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         if event.metadata().target() != OUTPUT_TARGET {
             return;
         }
-        let mut line = OutputLine::default();
-        event.record(&mut line);
-        if let Some((check, text)) = crate::check::shell::split_output_message(&line.message) {
+        let mut message = crate::logging::Message::default();
+        event.record(&mut message);
+        if let Some((check, text)) = crate::check::shell::split_output_message(&message.0) {
             self.store.push(check, text);
         }
     }
