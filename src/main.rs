@@ -449,9 +449,7 @@ async fn execute(
             return EXIT_FAILED;
         }
     };
-    if !show.json {
-        eprintln!("journal: {}", handle.journal_path.display());
-    }
+    eprintln!("journal: {}", handle.journal_path.display());
     outcome.exit_code()
 }
 
@@ -561,19 +559,18 @@ async fn demo_cmd(args: DemoArgs) -> i32 {
             return EXIT_FAILED;
         }
     };
-    if !args.json {
-        eprintln!(
-            "demo: {} {} on {}, {} on {}, router on {} with ~{} requests/s; journal in {}",
-            demo.plan.deployment.service,
-            demo.plan.deployment.previous.as_deref().unwrap_or("stable"),
-            demo.stable.local_addr(),
-            demo.plan.deployment.version,
-            demo.canary.local_addr(),
-            demo.router_addr,
-            demo::DEMO_RPS,
-            state_dir.display()
-        );
-    }
+    // stderr: stdout stays one event per line, also with --json.
+    eprintln!(
+        "demo: {} {} on {}, {} on {}, router on {} with ~{} requests/s; journal in {}",
+        demo.plan.deployment.service,
+        demo.plan.deployment.previous.as_deref().unwrap_or("stable"),
+        demo.stable.local_addr(),
+        demo.plan.deployment.version,
+        demo.canary.local_addr(),
+        demo.router_addr,
+        demo::DEMO_RPS,
+        state_dir.display()
+    );
     let show = Presentation {
         headless: args.headless,
         json: args.json,
@@ -611,16 +608,14 @@ async fn demo_cmd(args: DemoArgs) -> i32 {
     drop(lock);
     let counts = demo.load.counts();
     drop(demo);
-    if !args.json {
-        eprintln!(
-            "demo: {} requests sent ({} ok, {} 5xx, {} failed); state dir {}",
-            counts.sent,
-            counts.ok,
-            counts.server_errors,
-            counts.failed,
-            state_dir.display()
-        );
-    }
+    eprintln!(
+        "demo: {} requests sent ({} ok, {} 5xx, {} failed); state dir {}",
+        counts.sent,
+        counts.ok,
+        counts.server_errors,
+        counts.failed,
+        state_dir.display()
+    );
     code
 }
 
