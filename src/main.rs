@@ -53,19 +53,26 @@ enum Cmd {
     Show(ShowArgs),
 }
 
+/// How a run shows itself (`run` and `demo` share these flags).
 #[derive(clap::Args)]
-struct RunArgs {
-    /// The plan (default ./deploy.toml)
-    file: Option<PathBuf>,
-    /// No dashboard: one line per event on stdout
+struct Presentation {
+    /// No dashboard: one line per event on stdout (the demo then approves by itself)
     #[arg(long)]
     headless: bool,
     /// With --headless: each event as one JSON object per line
-    #[arg(long)]
+    #[arg(long, requires = "headless")]
     json: bool,
     /// Manual checks and approval gates pass by themselves
     #[arg(long)]
     auto_approve: bool,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The plan (default ./deploy.toml)
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    show: Presentation,
     /// Carry on the unfinished deployment of the state dir from its journal
     #[arg(long, conflicts_with = "abandon")]
     resume: bool,
@@ -85,15 +92,8 @@ struct DemoArgs {
     /// Where the journal goes (default: a new temporary directory)
     #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// No dashboard: one line per event on stdout (approves by itself)
-    #[arg(long)]
-    headless: bool,
-    /// With --headless: each event as one JSON object per line
-    #[arg(long)]
-    json: bool,
-    /// Manual checks and approval gates pass by themselves
-    #[arg(long)]
-    auto_approve: bool,
+    #[command(flatten)]
+    show: Presentation,
     /// Make the canary go bad at its second step
     #[arg(long, value_enum)]
     fault: Option<FaultArg>,
@@ -201,13 +201,6 @@ fn check(file: Option<PathBuf>) -> i32 {
     }
 }
 
-/// How a run shows itself.
-struct Presentation {
-    headless: bool,
-    json: bool,
-    auto_approve: bool,
-}
-
 impl Presentation {
     /// The dashboard runs when stdout is a terminal and --headless is not given.
     fn interactive(&self) -> bool {
@@ -239,19 +232,11 @@ impl Presentation {
 }
 
 async fn run(args: RunArgs) -> i32 {
-    if args.json && !args.headless {
-        eprintln!("error: --json goes with --headless");
-        return EXIT_USAGE;
-    }
+    let show = args.show;
     let path = plan_path(args.file);
     let plan = match load(&path) {
         Ok(p) => p,
         Err(code) => return code,
-    };
-    let show = Presentation {
-        headless: args.headless,
-        json: args.json,
-        auto_approve: args.auto_approve,
     };
     if let Some(code) = show.refuse_unattended_gates(&plan) {
         return code;
@@ -534,10 +519,9 @@ fn spawn_signal_forwarder(commands: tokio::sync::mpsc::Sender<Command>) {
 }
 
 async fn demo_cmd(args: DemoArgs) -> i32 {
-    if args.json && !args.headless {
-        eprintln!("error: --json goes with --headless");
-        return EXIT_USAGE;
-    }
+    let mut show = args.show;
+    // A rehearsal without a dashboard approves by itself.
+    show.auto_approve |= show.headless;
     let state_dir = match demo::state_dir(args.state_dir) {
         Ok(d) => d,
         Err(e) => {
@@ -571,11 +555,6 @@ async fn demo_cmd(args: DemoArgs) -> i32 {
         demo::DEMO_RPS,
         state_dir.display()
     );
-    let show = Presentation {
-        headless: args.headless,
-        json: args.json,
-        auto_approve: args.auto_approve || args.headless,
-    };
     let fault = args.fault.map(|f| match f {
         FaultArg::Error => demo::Fault::Error,
         FaultArg::Latency => demo::Fault::Latency,
