@@ -177,7 +177,7 @@ impl Engine {
                 return Ok(());
             }
             let window = since.elapsed().min(self.plan.analysis.window);
-            let (pair, error) = self.sample(window).await;
+            let (pair, error) = self.sampler(window).await;
             let enough = pair.stable.requests >= self.plan.analysis.min_requests;
             if error.is_some() || enough || since.elapsed() >= self.plan.analysis.window {
                 break (pair, error);

@@ -15,6 +15,10 @@ use crate::metrics::TrackPair;
 /// Longest wait for a router to apply and confirm a weight.
 const ROUTER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A metric sample on its way: both tracks, or why there is no data.
+pub(crate) type Sampling =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (TrackPair, Option<String>)> + Send>>;
+
 fn next_step_above(steps: &[u8], weight: u8) -> Option<u8> {
     steps.iter().copied().find(|s| *s > weight)
 }
@@ -84,16 +88,23 @@ impl Engine {
         let mut blind = 0u32;
         let mut analysis_hold = false;
         let mut next_sample = tokio::time::Instant::now() + a.interval;
+        // A sample in flight: the source may be slow, and the operator's keys
+        // (R above all) must not wait for it.
+        let mut sampling: Option<Sampling> = None;
         loop {
             self.show_traffic(&steps, gate_to, baked, analysis_hold);
             tokio::select! {
-                _ = tokio::time::sleep_until(next_sample) => {
+                _ = tokio::time::sleep_until(next_sample), if sampling.is_none() => {
                     next_sample += a.interval;
                     let now = tokio::time::Instant::now();
                     if next_sample < now {
                         next_sample = now + a.interval;
                     }
-                    let (verdict, reasons, source_failed) = self.analyse(a.window).await?;
+                    sampling = Some(Box::pin(self.sampler(a.window)));
+                }
+                (pair, error) = async { sampling.as_mut().expect("guarded by the branch condition").await }, if sampling.is_some() => {
+                    sampling = None;
+                    let (verdict, reasons, source_failed) = self.record_sample(pair, error)?;
                     // A source that keeps failing leaves the analysis blind:
                     // after failure_limit errors in a row it counts as failing.
                     blind = if source_failed { blind + 1 } else { 0 };
@@ -307,12 +318,13 @@ impl Engine {
         })
     }
 
-    /// Samples both tracks, judges, journals and publishes the sample.
-    pub(crate) async fn analyse(
+    /// Judges a sample of both tracks, journals and publishes it; also says
+    /// whether the source failed to give one.
+    pub(crate) fn record_sample(
         &mut self,
-        window: Duration,
+        pair: TrackPair,
+        error: Option<String>,
     ) -> Result<(Verdict, Vec<String>, bool), Stop> {
-        let (pair, error) = self.sample(window).await;
         let source_failed = error.is_some();
         let (verdict, reasons) = match error {
             Some(e) => (Verdict::Inconclusive, vec![e]),
@@ -342,23 +354,27 @@ impl Engine {
         Ok((verdict, reasons, source_failed))
     }
 
-    /// One sample from the metric source; a failing or slow source is no data.
-    pub(crate) async fn sample(&mut self, window: Duration) -> (TrackPair, Option<String>) {
-        let Some(source) = self.source.clone() else {
-            return (TrackPair::default(), Some("no metric source".into()));
-        };
+    /// One sample from the metric source, as a future of its own; a failing
+    /// or slow source is no data (with the reason).
+    pub(crate) fn sampler(&self, window: Duration) -> Sampling {
+        let source = self.source.clone();
         let limit = self.plan.analysis.interval.max(Duration::from_secs(2));
-        match tokio::time::timeout(limit, source.sample(window)).await {
-            Ok(Ok(pair)) => (pair, None),
-            Ok(Err(e)) => (TrackPair::default(), Some(e.to_string())),
-            Err(_) => (
-                TrackPair::default(),
-                Some(format!(
-                    "{} metric source gave no sample within {}",
-                    source.kind(),
-                    humantime::format_duration(limit)
-                )),
-            ),
-        }
+        Box::pin(async move {
+            let Some(source) = source else {
+                return (TrackPair::default(), Some("no metric source".into()));
+            };
+            match tokio::time::timeout(limit, source.sample(window)).await {
+                Ok(Ok(pair)) => (pair, None),
+                Ok(Err(e)) => (TrackPair::default(), Some(e.to_string())),
+                Err(_) => (
+                    TrackPair::default(),
+                    Some(format!(
+                        "{} metric source gave no sample within {}",
+                        source.kind(),
+                        humantime::format_duration(limit)
+                    )),
+                ),
+            }
+        })
     }
 }
