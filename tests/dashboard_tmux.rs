@@ -366,3 +366,41 @@ fn closing_the_terminal_rolls_back_when_the_plan_says_so() {
     assert_eq!(started["source"], "signal");
     assert_eq!(events.last().unwrap()["outcome"], "rolled_back");
 }
+
+#[test]
+fn a_approves_the_next_step_and_p_pauses_and_resumes() {
+    if !tmux_available() {
+        return;
+    }
+    let (plan, _apps, listen) = canary_plan("hold");
+    let plan = plan.replace("bake = \"1h\"", "bake = \"1s\"");
+    let session = Session::start_with("step", &plan);
+    let state = session.path().join("state");
+    let _load = common::Traffic::start(listen, Duration::from_millis(20), Duration::from_secs(120));
+    common::wait_for_event(&state, PATIENCE, |e| {
+        e["event"] == "weight_applied" && e["weight"] == 10
+    });
+
+    session.keys(&["p"]);
+    common::wait_for_event(&state, PATIENCE, |e| {
+        e["event"] == "paused" && e["operator"] == "tester"
+    });
+    session.keys(&["p"]);
+    common::wait_for_event(&state, PATIENCE, |e| {
+        e["event"] == "resumed" && e["operator"] == "tester"
+    });
+
+    // Once the step baked, the screen asks; `a` promotes to the next step.
+    session.wait_for_text("APPROVE THE NEXT STEP");
+    session.keys(&["a"]);
+    let approved = common::wait_for_event(&state, PATIENCE, |e| e["event"] == "approved");
+    assert_eq!(approved["step"], 100);
+    assert_eq!(approved["operator"], "tester");
+    let done = common::wait_for_event(&state, Duration::from_secs(60), |e| {
+        e["event"] == "deployment_finished"
+    });
+    assert_eq!(done["outcome"], "succeeded", "{done}");
+    session.wait_for_text("SUCCEEDED");
+    session.keys(&["q"]);
+    session.wait_for_text("EXIT=0");
+}
