@@ -278,3 +278,68 @@ fn haproxy_killed_mid_canary_never_claims_a_clean_rollback() {
         "{all}"
     );
 }
+
+/// The analysis through Prometheus scraping both versions every second.
+fn prometheus_source(url: &str) -> String {
+    format!(
+        r#"kind = "prometheus"
+url = "{url}"
+error_rate = '(sum(rate(http_requests_total{{version="$version",code=~"5.."}}[10s])) or vector(0)) / sum(rate(http_requests_total{{version="$version"}}[10s]))'
+requests = 'sum(increase(http_requests_total{{version="$version"}}[10s]))'
+p99_ms = '1000 * histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{version="$version"}}[10s])))'"#
+    )
+}
+
+fn canary_through_haproxy_judged_by_prometheus(
+    canary_args: &[&str],
+) -> (tempfile::TempDir, std::process::Output, (u32, u32)) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_v1, stable) = demo_app("v1", &[]);
+    let (_v2, canary) = demo_app("v2", canary_args);
+    let h = Haproxy::start(dir.path(), stable, canary);
+    let prom = start_prometheus(dir.path(), &[stable, canary]);
+    write_plan(dir.path(), &h, &prometheus_source(&prom.url), "4s");
+    let traffic = Traffic::start(h.front, Duration::from_millis(5), LIMIT);
+    let out = cutover(dir.path(), &["run", "--headless", "deploy.toml"], LIMIT);
+    traffic.stop();
+    let weights = (h.weight("v2"), h.weight("v1"));
+    (dir, out, weights)
+}
+
+#[test]
+fn a_healthy_canary_through_haproxy_judged_by_prometheus_is_promoted() {
+    if !have_external("haproxy") || !have_external("prometheus") {
+        return;
+    }
+    let (dir, out, weights) = canary_through_haproxy_judged_by_prometheus(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(dir.path(), &out));
+    // HAProxy's own weights read back canary-only.
+    assert_eq!(weights, (100, 0));
+    let (_, events) = journal(&dir.path().join("state"));
+    let pass = events_named(&events, "analysis")
+        .into_iter()
+        .find(|e| e["verdict"] == "pass")
+        .cloned()
+        .expect("a passing sample");
+    assert!(pass["canary"]["requests"].as_u64().unwrap() > 0);
+    assert!(pass["canary"]["p99_ms"].as_f64().is_some(), "{pass}");
+}
+
+#[test]
+fn a_canary_failing_40_percent_through_haproxy_is_rolled_back_by_prometheus() {
+    if !have_external("haproxy") || !have_external("prometheus") {
+        return;
+    }
+    let (dir, out, weights) = canary_through_haproxy_judged_by_prometheus(&["--error-rate", "0.4"]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(dir.path(), &out));
+    assert_eq!(weights, (0, 100));
+    let (_, events) = journal(&dir.path().join("state"));
+    let started = events_named(&events, "rollback_started");
+    assert_eq!(
+        started[0]["source"],
+        "analysis",
+        "{}",
+        describe(dir.path(), &out)
+    );
+    assert_eq!(events.last().unwrap()["outcome"], "rolled_back");
+}

@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -18,48 +15,6 @@ use cutover::metrics::{MetricSource, TrackPair};
 const REQUESTS: &str = r#"sum(increase(http_requests_total{version="$version"}[1m]))"#;
 const ERROR_RATE: &str = r#"(sum(rate(http_requests_total{version="$version",code=~"5.."}[1m])) or vector(0)) / sum(rate(http_requests_total{version="$version"}[1m]))"#;
 const P99_MS: &str = r#"1000 * histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{version="$version"}[1m])))"#;
-
-/// A real Prometheus scraping `targets` every second; stopped on drop.
-struct Prometheus {
-    _child: ChildGuard,
-    url: String,
-}
-
-fn start_prometheus(dir: &Path, targets: &[SocketAddr]) -> Prometheus {
-    let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: [{}]\n",
-            list.join(", ")
-        ),
-    )
-    .unwrap();
-    let listen = free_addr();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new(external_path("prometheus"))
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={listen}"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("spawn prometheus");
-    let child = ChildGuard(child);
-    wait_for("Prometheus to be ready", Duration::from_secs(60), || {
-        get_version(listen, "/-/ready").filter(|(s, _)| *s == 200)
-    });
-    Prometheus {
-        _child: child,
-        url: format!("http://{listen}"),
-    }
-}
 
 fn source(url: &str, canary: &str, stable: &str) -> PrometheusSource {
     PrometheusSource::new(PrometheusConfig {

@@ -501,3 +501,45 @@ pub fn wait_for_event(
         journal_so_far(state_dir).into_iter().find(|e| pred(e))
     })
 }
+
+/// A real Prometheus scraping `targets` every second; stopped on drop.
+pub struct Prometheus {
+    _child: ChildGuard,
+    pub url: String,
+}
+
+pub fn start_prometheus(dir: &Path, targets: &[SocketAddr]) -> Prometheus {
+    let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: [{}]\n",
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+    let listen = free_addr();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new(external_path("prometheus"))
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={listen}"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("spawn prometheus");
+    let child = ChildGuard(child);
+    wait_for("Prometheus to be ready", Duration::from_secs(60), || {
+        get_version(listen, "/-/ready").filter(|(s, _)| *s == 200)
+    });
+    Prometheus {
+        _child: child,
+        url: format!("http://{listen}"),
+    }
+}
