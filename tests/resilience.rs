@@ -425,3 +425,84 @@ fn a_journal_that_cannot_be_written_stops_the_deployment() {
     // Every check that ran is on record, but for at most the one in flight.
     assert!(ran <= recorded + 1, "{ran} checks ran, {recorded} recorded");
 }
+
+#[test]
+fn resumed_after_the_traffic_stage_the_router_carries_the_recorded_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_v1, stable) = demo_app("v1", &[]);
+    let (_v2, canary) = demo_app("v2", &[]);
+    let listen = free_addr();
+    std::fs::write(
+        dir.path().join("deploy.toml"),
+        format!(
+            r#"[deployment]
+service = "shop"
+version = "v2"
+previous = "v1"
+state_dir = "state"
+
+[traffic]
+steps = [100]
+bake = "1s"
+approval = "auto"
+
+[traffic.router]
+kind = "builtin"
+listen = "{listen}"
+stable = "{stable}"
+canary = "{canary}"
+
+[analysis]
+interval = "250ms"
+window = "2s"
+min_requests = 3
+
+[[verify]]
+name = "slow suite"
+run = "sleep 3"
+
+[[verify]]
+name = "new version answers through the router"
+http = "http://{listen}/"
+expect_body = "hello from v2"
+"#
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let _load = Traffic::start(listen, Duration::from_millis(20), Duration::from_secs(120));
+    let mut first = spawn_cutover(dir.path(), &["run", "--headless"]);
+    wait_for_event(&state, Duration::from_secs(60), |e| {
+        e["event"] == "check_started" && e["check"] == "slow suite"
+    });
+    kill(Pid::from_raw(first.0.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = first.0.wait();
+
+    // The new process's built-in router starts at 0: the resume restores 100%
+    // before the verify checks go through it.
+    let out = cutover(
+        dir.path(),
+        &["run", "--headless", "--resume"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let (_, events) = journal(&state);
+    let restore = events
+        .iter()
+        .find(|e| e["event"] == "weight_requested" && e["source"] == "resume")
+        .expect("the recorded weight restored");
+    assert_eq!(restore["weight"], 100);
+    // The traffic stage was not walked again.
+    let traffic_starts = events
+        .iter()
+        .filter(|e| e["event"] == "stage_started" && e["stage"] == "traffic")
+        .count();
+    assert_eq!(traffic_starts, 1);
+    assert_eq!(events.last().unwrap()["outcome"], "succeeded");
+}

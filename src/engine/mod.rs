@@ -688,6 +688,14 @@ impl Engine {
         if point.weight.unwrap_or(0) > 0 || router_weight.unwrap_or(0) > 0 {
             self.traffic_touched = true;
         }
+        // The router must carry what the record says before anything goes on
+        // (a new built-in router starts at 0; a later stage's checks go
+        // through it). A rollback under way sets its own weight.
+        if let (Some(w), None) = (point.weight, &point.rollback) {
+            if router_weight != Some(w) {
+                self.apply_weight(w, event::WeightSource::Resume).await?;
+            }
+        }
         for (stage, outcome) in &point.stages_done {
             self.views[*stage as usize].status = procedure::stage_status(*outcome);
         }
