@@ -451,6 +451,30 @@ async fn run_dashboard(mut handle: engine::EngineHandle) -> i32 {
             }
         });
     }
+    {
+        // SIGTERM or SIGINT: the forwarder has told the engine to hold and
+        // stop; once it has, the dashboard leaves too (no `q` to wait for).
+        let stop = hangup.clone();
+        let mut snapshots = handle.snapshots.clone();
+        tokio::spawn(async move {
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(UnixSignal::terminate()),
+                signal(UnixSignal::interrupt()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            let _ = tokio::time::timeout(
+                Duration::from_secs(30),
+                snapshots.wait_for(|s| s.outcome.is_some()),
+            )
+            .await;
+            stop.cancel();
+        });
+    }
     // The dashboard reads snapshots; the records are on disk already.
     let mut records = std::mem::replace(
         &mut handle.records,

@@ -404,3 +404,30 @@ fn a_approves_the_next_step_and_p_pauses_and_resumes() {
     session.keys(&["q"]);
     session.wait_for_text("EXIT=0");
 }
+
+#[test]
+fn sigterm_holds_traffic_and_leaves_the_dashboard_with_code_5() {
+    if !tmux_available() {
+        return;
+    }
+    let session = Session::start("sigterm");
+    session.wait_for_text("WAITING FOR YOU");
+    let pid = lock_pid(session.path());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal cutover");
+    let screen = session.wait_for_text("EXIT=5");
+    assert!(
+        !screen.contains("WAITING FOR YOU"),
+        "the terminal was restored: {screen}"
+    );
+    let (_, events) = common::journal(&session.path().join("state"));
+    let last = events.last().unwrap();
+    assert_eq!(last["outcome"], "interrupted");
+    assert!(
+        last["reason"].as_str().unwrap().contains("SIGTERM"),
+        "{last}"
+    );
+}
