@@ -157,7 +157,17 @@ pub fn deployment_id(at: chrono::DateTime<Utc>, service: &str, version: &str) ->
 pub fn operator_from_env() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_string());
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            // No login variables (a service, a container): the account's name.
+            let uid = nix::unistd::getuid();
+            nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| format!("uid {uid}"))
+        });
     match std::env::var("SSH_CONNECTION") {
         Ok(s) if !s.trim().is_empty() => {
             let client = s.split_whitespace().next().unwrap_or("");
