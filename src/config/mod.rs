@@ -561,16 +561,20 @@ impl Validator<'_> {
         default
     }
 
-    fn required<'s>(
+    /// The keys a table needs, each missing one reported at the table.
+    fn required<'s, const N: usize>(
         &mut self,
-        s: &'s Option<S<String>>,
         table_span: Range<usize>,
-        what: &str,
-    ) -> Option<&'s S<String>> {
-        if s.is_none() {
-            self.error(table_span, what.to_string());
+        keys: [(&'s Option<S<String>>, &str); N],
+    ) -> Option<[&'s S<String>; N]> {
+        let mut found = Vec::with_capacity(N);
+        for (value, what) in keys {
+            match value {
+                Some(v) => found.push(v),
+                None => self.error(table_span.clone(), what.to_string()),
+            }
         }
-        s.as_ref()
+        found.try_into().ok()
     }
 
     fn addr(&mut self, s: &S<String>, key: &str) -> Option<SocketAddr> {
@@ -1050,22 +1054,14 @@ impl Validator<'_> {
         }
         match kind.get_ref().as_str() {
             "builtin" => {
-                let listen = self.required(
-                    &rr.listen,
+                let [listen, stable, canary] = self.required(
                     span.clone(),
-                    "the builtin router needs listen = \"host:port\" (where clients connect)",
-                );
-                let stable = self.required(
-                    &rr.stable,
-                    span.clone(),
-                    "the builtin router needs stable = \"host:port\" (the running version)",
-                );
-                let canary = self.required(
-                    &rr.canary,
-                    span.clone(),
-                    "the builtin router needs canary = \"host:port\" (the new version)",
-                );
-                let (listen, stable, canary) = (listen?, stable?, canary?);
+                    [
+                        (&rr.listen, "the builtin router needs listen = \"host:port\" (where clients connect)"),
+                        (&rr.stable, "the builtin router needs stable = \"host:port\" (the running version)"),
+                        (&rr.canary, "the builtin router needs canary = \"host:port\" (the new version)"),
+                    ],
+                )?;
                 let listen = self.addr(listen, "listen");
                 let stable = self.addr(stable, "stable");
                 let canary = self.addr(canary, "canary");
@@ -1076,10 +1072,12 @@ impl Validator<'_> {
                 })
             }
             "command" => {
-                let set = self.required(
-                    &rr.set_weight,
+                let [set] = self.required(
                     span.clone(),
-                    "the command router needs set_weight = \"command using $CUTOVER_WEIGHT\"",
+                    [(
+                        &rr.set_weight,
+                        "the command router needs set_weight = \"command using $CUTOVER_WEIGHT\"",
+                    )],
                 )?;
                 Some(RouterPlan::Command {
                     set_weight: set.get_ref().clone(),
@@ -1087,23 +1085,15 @@ impl Validator<'_> {
                 })
             }
             "haproxy" => {
-                let socket = self.required(&rr.socket, span.clone(), "the haproxy router needs socket = \"/run/haproxy/admin.sock\" (or \"host:port\"): HAProxy's runtime API at admin level");
-                let backend = self.required(
-                    &rr.backend,
+                let [socket, backend, stable, canary] = self.required(
                     span.clone(),
-                    "the haproxy router needs backend = \"…\" (the backend holding both servers)",
-                );
-                let stable = self.required(
-                    &rr.stable_server,
-                    span.clone(),
-                    "the haproxy router needs stable_server = \"…\" (the running version's server)",
-                );
-                let canary = self.required(
-                    &rr.canary_server,
-                    span.clone(),
-                    "the haproxy router needs canary_server = \"…\" (the new version's server)",
-                );
-                let (socket, backend, stable, canary) = (socket?, backend?, stable?, canary?);
+                    [
+                        (&rr.socket, "the haproxy router needs socket = \"/run/haproxy/admin.sock\" (or \"host:port\"): HAProxy's runtime API at admin level"),
+                        (&rr.backend, "the haproxy router needs backend = \"…\" (the backend holding both servers)"),
+                        (&rr.stable_server, "the haproxy router needs stable_server = \"…\" (the running version's server)"),
+                        (&rr.canary_server, "the haproxy router needs canary_server = \"…\" (the new version's server)"),
+                    ],
+                )?;
                 let socket = self.expand(socket);
                 // host:port stays; a relative socket path is relative to this file.
                 let is_tcp = socket
@@ -1122,23 +1112,15 @@ impl Validator<'_> {
                 }))
             }
             "nginx" => {
-                let file = self.required(&rr.upstream_file, span.clone(), "the nginx router needs upstream_file = \"…\" (the file cutover writes the upstream block to)");
-                let upstream = self.required(
-                    &rr.upstream,
+                let [file, upstream, stable, canary] = self.required(
                     span.clone(),
-                    "the nginx router needs upstream = \"…\" (the upstream block's name)",
-                );
-                let stable = self.required(
-                    &rr.stable,
-                    span.clone(),
-                    "the nginx router needs stable = \"host:port\" (the running version)",
-                );
-                let canary = self.required(
-                    &rr.canary,
-                    span.clone(),
-                    "the nginx router needs canary = \"host:port\" (the new version)",
-                );
-                let (file, upstream, stable, canary) = (file?, upstream?, stable?, canary?);
+                    [
+                        (&rr.upstream_file, "the nginx router needs upstream_file = \"…\" (the file cutover writes the upstream block to)"),
+                        (&rr.upstream, "the nginx router needs upstream = \"…\" (the upstream block's name)"),
+                        (&rr.stable, "the nginx router needs stable = \"host:port\" (the running version)"),
+                        (&rr.canary, "the nginx router needs canary = \"host:port\" (the new version)"),
+                    ],
+                )?;
                 let name = self.expand(upstream);
                 if name.is_empty()
                     || !name
@@ -1358,14 +1340,14 @@ impl Validator<'_> {
         if let Some(v) = &sr.sample {
             self.error(v.span(), "sample applies to the command source only");
         }
-        let url = self.required(
-            &sr.url,
+        let Some([url, error_rate, requests]) = self.required(
             s.span(),
-            "the prometheus source needs url = \"http://127.0.0.1:9090\"",
-        );
-        let error_rate = self.required(&sr.error_rate, s.span(), "the prometheus source needs an error_rate query (the 5xx fraction of the track `$version`)");
-        let requests = self.required(&sr.requests, s.span(), "the prometheus source needs a requests query (the track's request count over the window)");
-        let (Some(url), Some(error_rate), Some(requests)) = (url, error_rate, requests) else {
+            [
+                    (&sr.url, "the prometheus source needs url = \"http://127.0.0.1:9090\""),
+                    (&sr.error_rate, "the prometheus source needs an error_rate query (the 5xx fraction of the track `$version`)"),
+                    (&sr.requests, "the prometheus source needs a requests query (the track's request count over the window)"),
+            ],
+        ) else {
             return SourcePlan::Builtin;
         };
         let url_value = self.expand(url);
