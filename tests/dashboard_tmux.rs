@@ -323,13 +323,11 @@ fn the_slider_moves_the_weight_and_r_rolls_back_at_once() {
     session.wait_for_text("EXIT=3");
 }
 
-#[test]
-fn closing_the_terminal_holds_traffic_and_closes_the_journal() {
-    if !tmux_available() {
-        return;
-    }
-    let (plan, _apps, _listen) = canary_plan("hold");
-    let session = Session::start_with("hangup", &plan);
+/// Runs a canary to its first step in tmux, then closes the terminal (kills
+/// the tmux server) and waits for cutover to end; the journal it left.
+fn close_the_terminal_mid_canary(on_disconnect: &str) -> Vec<serde_json::Value> {
+    let (plan, _apps, _listen) = canary_plan(on_disconnect);
+    let session = Session::start_with(&format!("hangup-{on_disconnect}"), &plan);
     let state = session.path().join("state");
     common::wait_for_event(&state, PATIENCE, |e| {
         e["event"] == "weight_applied" && e["weight"] == 10
@@ -337,7 +335,15 @@ fn closing_the_terminal_holds_traffic_and_closes_the_journal() {
     let pid = lock_pid(session.path());
     session.tmux(&["kill-server"]);
     wait_gone(pid);
-    let (_, events) = common::journal(&state);
+    common::journal(&state).1
+}
+
+#[test]
+fn closing_the_terminal_holds_traffic_and_closes_the_journal() {
+    if !tmux_available() {
+        return;
+    }
+    let events = close_the_terminal_mid_canary("hold");
     let last = events.last().unwrap();
     assert_eq!(last["event"], "deployment_finished");
     assert_eq!(last["outcome"], "interrupted", "{last}");
@@ -349,16 +355,7 @@ fn closing_the_terminal_rolls_back_when_the_plan_says_so() {
     if !tmux_available() {
         return;
     }
-    let (plan, _apps, _listen) = canary_plan("rollback");
-    let session = Session::start_with("hangup-rollback", &plan);
-    let state = session.path().join("state");
-    common::wait_for_event(&state, PATIENCE, |e| {
-        e["event"] == "weight_applied" && e["weight"] == 10
-    });
-    let pid = lock_pid(session.path());
-    session.tmux(&["kill-server"]);
-    wait_gone(pid);
-    let (_, events) = common::journal(&state);
+    let events = close_the_terminal_mid_canary("rollback");
     let started = events
         .iter()
         .find(|e| e["event"] == "rollback_started")

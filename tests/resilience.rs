@@ -143,27 +143,33 @@ fn killed_mid_canary_then_resumed_to_the_end() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 }
 
+/// Writes a plan whose one prepare check runs `command`.
+fn one_check_plan(dir: &std::path::Path, name: &str, command: &str) {
+    std::fs::write(
+        dir.join("deploy.toml"),
+        format!("[deployment]\nservice = \"s\"\nversion = \"v2\"\nstate_dir = \"state\"\n\n[[prepare]]\nname = \"{name}\"\nrun = \"{command}\"\n"),
+    )
+    .unwrap();
+}
+
+/// Starts a headless run of a plan whose check sleeps, once the check runs.
+fn start_a_slow_run(dir: &std::path::Path) -> ChildGuard {
+    one_check_plan(dir, "slow", "sleep 30");
+    let run = spawn_cutover(dir, &["run", "--headless"]);
+    wait_for_event(&dir.join("state"), Duration::from_secs(30), |e| {
+        e["event"] == "check_started"
+    });
+    run
+}
+
 #[test]
 fn abandon_closes_the_unfinished_journal_and_starts_anew() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("deploy.toml"),
-        "[deployment]\nservice = \"s\"\nversion = \"v2\"\nstate_dir = \"state\"\n\n[[prepare]]\nname = \"slow\"\nrun = \"sleep 30\"\n",
-    )
-    .unwrap();
-    let state = dir.path().join("state");
-    let mut first = spawn_cutover(dir.path(), &["run", "--headless"]);
-    wait_for_event(&state, Duration::from_secs(30), |e| {
-        e["event"] == "check_started"
-    });
+    let mut first = start_a_slow_run(dir.path());
     kill(Pid::from_raw(first.0.id() as i32), Signal::SIGKILL).unwrap();
     let _ = first.0.wait();
     std::thread::sleep(Duration::from_millis(1100));
-    std::fs::write(
-        dir.path().join("deploy.toml"),
-        "[deployment]\nservice = \"s\"\nversion = \"v2\"\nstate_dir = \"state\"\n\n[[prepare]]\nname = \"quick\"\nrun = \"true\"\n",
-    )
-    .unwrap();
+    one_check_plan(dir.path(), "quick", "true");
     let out = cutover(
         dir.path(),
         &["run", "--headless", "--abandon"],
@@ -188,16 +194,8 @@ fn abandon_closes_the_unfinished_journal_and_starts_anew() {
 #[test]
 fn a_second_run_is_refused_while_the_first_holds_the_lock() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("deploy.toml"),
-        "[deployment]\nservice = \"s\"\nversion = \"v2\"\nstate_dir = \"state\"\n\n[[prepare]]\nname = \"slow\"\nrun = \"sleep 20\"\n",
-    )
-    .unwrap();
     let state = dir.path().join("state");
-    let mut first = spawn_cutover(dir.path(), &["run", "--headless"]);
-    wait_for_event(&state, Duration::from_secs(30), |e| {
-        e["event"] == "check_started"
-    });
+    let mut first = start_a_slow_run(dir.path());
     let out = cutover(dir.path(), &["run", "--headless"], Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
