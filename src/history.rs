@@ -23,18 +23,20 @@ pub struct Summary {
 
 /// Reads one journal into a summary (None when it has no start event).
 pub fn summarize(path: &Path) -> std::io::Result<Option<Summary>> {
-    let events = journal::read_events(path)?;
-    let Some(first) = events.first() else {
-        return Ok(None);
-    };
+    Ok(summarize_events(path, &journal::read_events(path)?))
+}
+
+/// The summary of a journal's events, already read.
+fn summarize_events(path: &Path, events: &[serde_json::Value]) -> Option<Summary> {
+    let first = events.first()?;
     if first.get("event").and_then(|e| e.as_str()) != Some("deployment_started") {
-        return Ok(None);
+        return None;
     }
     let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
     let mut approved_by: Vec<String> = Vec::new();
     let mut outcome = "unfinished".to_string();
     let mut duration_ms = None;
-    for e in &events {
+    for e in events {
         match e.get("event").and_then(|x| x.as_str()) {
             Some("approved") => {
                 if let Some(op) = s(e, "operator") {
@@ -50,7 +52,7 @@ pub fn summarize(path: &Path) -> std::io::Result<Option<Summary>> {
             _ => {}
         }
     }
-    Ok(Some(Summary {
+    Some(Summary {
         id: s(first, "id").unwrap_or_else(|| file_id(path)),
         service: s(first, "service").unwrap_or_default(),
         version: s(first, "version").unwrap_or_default(),
@@ -61,7 +63,7 @@ pub fn summarize(path: &Path) -> std::io::Result<Option<Summary>> {
         operator: s(first, "operator").unwrap_or_default(),
         approved_by,
         journal: path.display().to_string(),
-    }))
+    })
 }
 
 fn file_id(path: &Path) -> String {
@@ -241,10 +243,10 @@ pub struct Story {
 }
 
 pub fn story(path: &Path) -> std::io::Result<Option<Story>> {
-    let Some(summary) = summarize(path)? else {
+    let events = journal::read_events(path)?;
+    let Some(summary) = summarize_events(path, &events) else {
         return Ok(None);
     };
-    let events = journal::read_events(path)?;
     let s = |v: &serde_json::Value, k: &str| {
         v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string()
     };

@@ -305,7 +305,7 @@ async fn run(args: RunArgs) -> i32 {
                 {
                     eprintln!(
                         "error: the unfinished deployment is {} {}, but {} deploys {} {}: resume it with its own plan, or --abandon it",
-                        point.service, point.version, path_display(&path), plan.deployment.service, plan.deployment.version
+                        point.service, point.version, path.display(), plan.deployment.service, plan.deployment.version
                     );
                     return EXIT_USAGE;
                 }
@@ -359,10 +359,6 @@ fn ask_resume_or_abandon(path: &Path, state_dir: &Path) -> Option<bool> {
         "a" | "A" | "abandon" => Some(false),
         _ => None,
     }
-}
-
-fn path_display(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// Closes an unfinished journal as interrupted.
@@ -560,7 +556,7 @@ async fn demo_cmd(args: DemoArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let demo = match demo::start(plan.clone()).await {
+    let demo = match demo::start(plan).await {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: the demo could not start: {e}");

@@ -129,7 +129,6 @@ pub(crate) struct Engine {
     records: mpsc::UnboundedSender<Record>,
     commands: mpsc::Receiver<Command>,
     router: Option<Arc<dyn Router>>,
-    router_listen: Option<std::net::SocketAddr>,
     source: Option<Arc<dyn MetricSource>>,
     ctx: CheckContext,
     started: Instant,
@@ -359,7 +358,6 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         records: rec_tx,
         commands: cmd_rx,
         router,
-        router_listen,
         source,
         ctx,
         started: Instant::now(),
@@ -404,11 +402,13 @@ impl Engine {
             Ok(v) => v,
             Err(e) => return Err(Stop::JournalFailed(e.to_string())),
         };
-        if !self.plan.secrets.is_empty() {
-            redact_value(&self.plan.secrets, &mut value);
-        }
         // What is forwarded is what was journaled: redacted.
-        let event: Event = serde_json::from_value(value.clone()).unwrap_or(event);
+        let event = if self.plan.secrets.is_empty() {
+            event
+        } else {
+            redact_value(&self.plan.secrets, &mut value);
+            serde_json::from_value(value.clone()).unwrap_or(event)
+        };
         match self.journal.append(&value) {
             Ok(line) => {
                 let text = event.describe();
@@ -675,9 +675,6 @@ impl Engine {
             Err(Stop::JournalFailed(reason)) => (Outcome::Interrupted, Some(reason)),
         };
         self.finish(outcome, reason).await;
-        if let Some(r) = &self.router_listen {
-            tracing::debug!(target: "cutover", "built-in router on {r} stops");
-        }
         outcome
     }
 
@@ -812,9 +809,6 @@ impl Engine {
 
 /// Masks secret values in every string of a JSON value.
 fn redact_value(secrets: &[String], v: &mut serde_json::Value) {
-    if secrets.is_empty() {
-        return;
-    }
     match v {
         serde_json::Value::String(s) => *s = crate::config::redact(secrets, s),
         serde_json::Value::Array(a) => a.iter_mut().for_each(|x| redact_value(secrets, x)),
