@@ -65,8 +65,8 @@ async fn engine_rollbacks(
     canary: SocketAddr,
     rounds: usize,
 ) -> Result<Vec<Duration>, BoxError> {
-    use cutover::engine::event::Event;
     use cutover::engine::{Command, EngineOptions};
+    use cutover::record::Event;
     let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let dir = tempfile::tempdir()?;
@@ -78,18 +78,17 @@ async fn engine_rollbacks(
         );
         let plan = cutover::config::parse(&text, "bench.toml", dir.path(), &|_| None)
             .map_err(|e| e.to_string())?;
-        let mut handle = cutover::engine::start(plan, EngineOptions::new("bench".into())).await?;
+        let mut handle = cutover::engine::start(
+            plan,
+            EngineOptions::new(cutover::domain::Operator::named("bench")),
+        )
+        .await?;
         let mut t0 = None;
         while let Some(record) = handle.records.recv().await {
             match record.event {
                 Event::WeightApplied { weight: 50, .. } => {
                     t0 = Some(Instant::now());
-                    handle
-                        .commands
-                        .send(Command::Rollback {
-                            reason: "bench".into(),
-                        })
-                        .await?;
+                    handle.commands.send(Command::rollback_now("bench")).await?;
                 }
                 Event::WeightApplied { weight: 0, .. } => {
                     if let Some(t0) = t0 {

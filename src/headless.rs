@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::engine::Record;
+use crate::record::Record;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -7,8 +7,9 @@ mod fixtures;
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use cutover::engine::snapshot::{Outcome, Phase};
-use cutover::engine::{Command, Snapshot};
+use cutover::domain::{GateTarget, Operator, Outcome, StageName};
+use cutover::engine::snapshot::Phase;
+use cutover::engine::{Command, Commands, Envelope, Snapshot};
 use cutover::ui::event_loop::{self, Channels, LoopEnd};
 use cutover::ui::input::Input;
 use cutover::ui::{App, Theme};
@@ -22,7 +23,7 @@ const GUARD: Duration = Duration::from_secs(20);
 
 struct Harness {
     snapshots: watch::Sender<Snapshot>,
-    commands: mpsc::Receiver<Command>,
+    commands: mpsc::Receiver<Envelope>,
     input: mpsc::Sender<Input>,
     hangup: CancellationToken,
     ended: tokio::task::JoinHandle<(LoopEnd, String)>,
@@ -35,7 +36,7 @@ fn start(snapshot: Snapshot) -> Harness {
     let hangup = CancellationToken::new();
     let channels = Channels {
         snapshots: snapshot_rx,
-        commands: command_tx,
+        commands: Commands::new(command_tx, Operator::named("tester")),
         hangup: hangup.clone(),
         input: input_rx,
     };
@@ -70,6 +71,7 @@ impl Harness {
             .await
             .expect("a command")
             .expect("the loop is running")
+            .command
     }
 
     async fn end(self) -> (LoopEnd, String) {
@@ -85,7 +87,18 @@ async fn a_approves_the_waiting_manual_check() {
     let (snapshot, _) = fixtures::waiting_for_manual_check();
     let mut h = start(snapshot);
     h.press(KeyCode::Char('a')).await;
-    assert_eq!(h.next_command().await, Command::Approve);
+    assert!(
+        matches!(
+            h.next_command().await,
+            Command::Approve {
+                gate: GateTarget::Check {
+                    stage: StageName::Prepare,
+                    ..
+                }
+            }
+        ),
+        "the approval names the manual check on screen"
+    );
     h.hangup.cancel();
     assert_eq!(h.end().await.0, LoopEnd::HangUp);
 }
@@ -170,12 +183,10 @@ async fn rollback_goes_out_at_once_while_the_quit_dialog_is_open() {
     let mut h = start(snapshot);
     h.press(KeyCode::Char('q')).await;
     h.press(KeyCode::Char('R')).await;
-    assert_eq!(
+    assert!(matches!(
         h.next_command().await,
-        Command::Rollback {
-            reason: "operator pressed R".to_string()
-        }
-    );
+        Command::Rollback { reason, .. } if reason == "operator pressed R"
+    ));
     h.hangup.cancel();
     h.end().await;
 }

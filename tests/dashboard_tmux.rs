@@ -299,7 +299,7 @@ fn the_slider_moves_the_weight_and_r_rolls_back_at_once() {
         .find(|e| e["event"] == "weight_requested" && e["weight"] == 20)
         .expect("the slider's request");
     assert_eq!(asked["source"], "operator");
-    assert_eq!(asked["operator"], "tester");
+    assert_eq!(asked["operator"], common::account());
     assert!(applied["elapsed_ms"].as_f64().is_some());
 
     session.keys(&["R"]);
@@ -326,9 +326,11 @@ fn the_slider_moves_the_weight_and_r_rolls_back_at_once() {
 /// Runs a canary to its first step in tmux, then closes the terminal (kills
 /// the tmux server) and waits for cutover to end; the journal it left.
 fn close_the_terminal_mid_canary(on_disconnect: &str) -> Vec<serde_json::Value> {
-    let (plan, _apps, _listen) = canary_plan(on_disconnect);
+    let (plan, _apps, listen) = canary_plan(on_disconnect);
     let session = Session::start_with(&format!("hangup-{on_disconnect}"), &plan);
     let state = session.path().join("state");
+    // Clients keep coming: a rollback is clean only once stable is seen serving.
+    let _load = common::Traffic::start(listen, Duration::from_millis(20), Duration::from_secs(60));
     common::wait_for_event(&state, PATIENCE, |e| {
         e["event"] == "weight_applied" && e["weight"] == 10
     });
@@ -380,11 +382,11 @@ fn a_approves_the_next_step_and_p_pauses_and_resumes() {
 
     session.keys(&["p"]);
     common::wait_for_event(&state, PATIENCE, |e| {
-        e["event"] == "paused" && e["operator"] == "tester"
+        e["event"] == "paused" && e["operator"] == common::account().as_str()
     });
     session.keys(&["p"]);
     common::wait_for_event(&state, PATIENCE, |e| {
-        e["event"] == "resumed" && e["operator"] == "tester"
+        e["event"] == "resumed" && e["operator"] == common::account().as_str()
     });
 
     // Once the step baked, the screen asks; `a` promotes to the next step.
@@ -392,7 +394,7 @@ fn a_approves_the_next_step_and_p_pauses_and_resumes() {
     session.keys(&["a"]);
     let approved = common::wait_for_event(&state, PATIENCE, |e| e["event"] == "approved");
     assert_eq!(approved["step"], 100);
-    assert_eq!(approved["operator"], "tester");
+    assert_eq!(approved["operator"], common::account());
     let done = common::wait_for_event(&state, Duration::from_secs(60), |e| {
         e["event"] == "deployment_finished"
     });

@@ -341,7 +341,7 @@ manual = "Someone read the diff"
     let (_, events) = journal(&dir.path().join("state"));
     let a = events_named(&events, "approved")[0].clone();
     assert_eq!(a["check"], "Change reviewed");
-    assert_eq!(a["operator"], "tester (auto-approve)");
+    assert_eq!(a["operator"], format!("{} (auto-approve)", account()));
 }
 
 #[test]

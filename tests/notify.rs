@@ -168,7 +168,7 @@ fn json_webhooks_are_signed_and_tell_start_and_success() {
         let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(v["data"]["service"], "checkout");
         assert_eq!(v["data"]["version"], "v2");
-        assert_eq!(v["data"]["operator"], "tester");
+        assert_eq!(v["data"]["operator"], common::account());
         assert!(v["data"]["deployment_id"]
             .as_str()
             .unwrap()

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use cutover::config::AnalysisPlan;
+use cutover::domain::Verdict;
 use cutover::engine::analysis::judge;
-use cutover::engine::snapshot::Verdict;
 use cutover::metrics::prometheus::{PrometheusConfig, PrometheusSource};
 use cutover::metrics::{MetricSource, TrackPair};
 

@@ -21,14 +21,16 @@ const DRAIN: Duration = Duration::from_millis(300);
 pub const OUTPUT_TARGET: &str = "cutover::output";
 const OUTPUT_SEPARATOR: &str = " │ ";
 
-/// A command output line as logged: `check │ line`.
-pub fn output_message(check: &str, line: &str) -> String {
-    format!("{check}{OUTPUT_SEPARATOR}{line}")
-}
-
-/// The check name and the line of a logged output message.
-pub fn split_output_message(message: &str) -> Option<(&str, &str)> {
-    message.split_once(OUTPUT_SEPARATOR)
+/// Logs one output line of a check: the message reads `check │ line` for a
+/// log pane, and the `check` and `line` fields carry the parts, so no
+/// reader ever parses the message.
+pub fn log_output(check: &str, line: &str) {
+    tracing::info!(
+        target: OUTPUT_TARGET,
+        check = check,
+        line = line,
+        "{check}{OUTPUT_SEPARATOR}{line}"
+    );
 }
 
 /// Kills the process group when dropped while armed: SIGTERM now, SIGKILL after
@@ -99,7 +101,7 @@ async fn pump<R: AsyncRead + Unpin>(
                     line = line.chars().take(MAX_LINE).collect::<String>() + "…";
                 }
                 let line = crate::config::redact(&secrets, &line);
-                tracing::info!(target: OUTPUT_TARGET, "{}", output_message(&check, &line));
+                log_output(&check, &line);
                 if let Ok(mut t) = tail.lock() {
                     t.push(line);
                 }

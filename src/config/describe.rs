@@ -2,8 +2,9 @@
 
 use std::fmt::Write;
 
-use super::{Approval, CheckKind, OnDisconnect, OnFailure, Plan, RouterPlan, SourcePlan};
-use crate::engine::snapshot::StageName;
+use super::{CheckKind, Plan, RouterPlan, SourcePlan};
+
+use crate::domain::StageName;
 
 impl Plan {
     pub fn describe(&self) -> String {
@@ -37,18 +38,9 @@ impl Plan {
                             t.strategy.as_str(),
                             steps.join(" → "),
                             humantime::format_duration(t.bake),
-                            match t.approval {
-                                Approval::Manual => "manual",
-                                Approval::Auto => "auto",
-                            },
-                            match t.on_failure {
-                                OnFailure::Rollback => "rollback",
-                                OnFailure::Pause => "pause",
-                            },
-                            match t.on_disconnect {
-                                OnDisconnect::Hold => "hold",
-                                OnDisconnect::Rollback => "rollback",
-                            },
+                            t.approval.as_str(),
+                            t.on_failure.as_str(),
+                            t.on_disconnect.as_str(),
                         );
                         let router = match &t.router {
                             RouterPlan::Builtin {

@@ -4,6 +4,7 @@
 mod describe;
 mod raw;
 
+use crate::domain::{Approval, OnDisconnect, OnFailure, StageName, Strategy};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -12,8 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use raw::{RawCheck, RawConfig, S};
-
-use crate::engine::snapshot::{StageName, Strategy};
 
 /// One problem in a config file, located.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,24 +124,6 @@ pub struct CheckSpec {
     pub optional: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Approval {
-    Manual,
-    Auto,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnFailure {
-    Rollback,
-    Pause,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnDisconnect {
-    Hold,
-    Rollback,
-}
-
 #[derive(Debug, Clone)]
 pub enum RouterPlan {
     Builtin {
@@ -213,6 +194,8 @@ pub struct TrafficPlan {
     pub approval: Approval,
     pub on_failure: OnFailure,
     pub on_disconnect: OnDisconnect,
+    /// A step with no verdict for this long warns, then `on_failure`.
+    pub step_deadline: Duration,
     pub router: RouterPlan,
 }
 
@@ -971,11 +954,13 @@ impl Validator<'_> {
             &r.on_disconnect,
             "on_disconnect",
             &[
+                ("continue", OnDisconnect::Continue),
                 ("hold", OnDisconnect::Hold),
                 ("rollback", OnDisconnect::Rollback),
             ],
             OnDisconnect::Hold,
         );
+        let step_deadline = self.duration(&r.step_deadline, Duration::from_secs(15 * 60));
         let Some(router) = &r.router else {
             self.error(span, "[traffic] needs a [traffic.router] table saying how traffic is moved (kind = \"builtin\", with listen, stable and canary)");
             return None;
@@ -988,6 +973,7 @@ impl Validator<'_> {
             approval,
             on_failure,
             on_disconnect,
+            step_deadline,
             router,
         })
     }

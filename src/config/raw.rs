@@ -69,6 +69,7 @@ pub struct RawTraffic {
     pub approval: Option<S<String>>,
     pub on_failure: Option<S<String>>,
     pub on_disconnect: Option<S<String>>,
+    pub step_deadline: Option<S<String>>,
     pub router: Option<S<RawRouter>>,
 }
 

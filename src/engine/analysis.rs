@@ -1,8 +1,8 @@
 //! Judging one sample of canary against stable: pass, fail or inconclusive.
 
-use super::snapshot::Verdict;
 use crate::config::AnalysisPlan;
-use crate::metrics::TrackPair;
+use crate::domain::TrackPair;
+use crate::domain::Verdict;
 
 /// The verdict on one sample and why. Too little data is inconclusive, never a pass.
 pub fn judge(pair: &TrackPair, plan: &AnalysisPlan) -> (Verdict, Vec<String>) {
@@ -78,7 +78,7 @@ pub fn judge(pair: &TrackPair, plan: &AnalysisPlan) -> (Verdict, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::TrackSample;
+    use crate::domain::TrackSample;
 
     fn track(requests: u64, errors: u64, p99: f64) -> TrackSample {
         TrackSample {

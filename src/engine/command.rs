@@ -1,23 +1,50 @@
-//! What views may ask of the engine.
+//! What views may ask of the engine, and the one place each request is given
+//! its meaning ([`Engine::interpret`]): an approval is for the gate open now
+//! or refused, the slider acts only in the traffic stage, `R` stops whatever
+//! the engine awaits.
 
-/// A request from the operator (dashboard key, signal or test) to the engine.
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use super::snapshot::Gate;
+use super::{Engine, Phase, Stop};
+use crate::domain::{GateTarget, OnDisconnect, Operator, RollbackSource, StageName};
+use crate::record::Event;
+
+/// A request from an operator (dashboard key, socket verb, signal or test).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Confirm the waiting manual check, or advance to the next traffic step.
-    Approve,
+    /// Approve the gate the operator was shown: a manual check, a canary step,
+    /// or an analysis hold. Refused when that gate is not the one open.
+    Approve { gate: GateTarget },
     /// Stop automatic progression (the analysis keeps watching).
     Pause,
     /// Carry on automatic progression.
     Resume,
-    /// Apply this canary weight now (the slider).
+    /// Apply this canary weight now (the slider; traffic stage only).
     SetWeight(u8),
-    /// Emergency rollback, at once.
-    Rollback { reason: String },
+    /// Emergency rollback, preempting whatever the engine awaits.
+    Rollback {
+        reason: String,
+        /// When the operator asked (the key press), where the rollback's
+        /// timing starts.
+        requested_at: DateTime<Utc>,
+    },
     /// Hold traffic where it is, record the deployment as interrupted, stop.
     HoldAndQuit { reason: String },
     /// The process got a signal: a hang-up follows `[traffic] on_disconnect`,
     /// the others hold traffic and stop.
     Signal(SignalKind),
+}
+
+impl Command {
+    /// A rollback asked for now.
+    pub fn rollback_now(reason: impl Into<String>) -> Command {
+        Command::Rollback {
+            reason: reason.into(),
+            requested_at: Utc::now(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,5 +64,231 @@ impl SignalKind {
             SignalKind::Terminate => "SIGTERM",
             SignalKind::Interrupt => "SIGINT",
         }
+    }
+}
+
+/// A command with who sent it.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub command: Command,
+    pub operator: Operator,
+}
+
+/// The engine's inbox, as views hold it: every command is stamped with the
+/// operator this sender acts for.
+#[derive(Debug, Clone)]
+pub struct Commands {
+    tx: mpsc::Sender<Envelope>,
+    operator: Operator,
+}
+
+impl Commands {
+    /// Commands into `tx` on behalf of `operator` (the engine makes its own
+    /// inbox; a test may stand in for the engine with any channel).
+    pub fn new(tx: mpsc::Sender<Envelope>, operator: Operator) -> Commands {
+        Commands { tx, operator }
+    }
+
+    /// The same inbox, acting for another operator (a socket client).
+    pub fn acting_for(&self, operator: Operator) -> Commands {
+        Commands {
+            tx: self.tx.clone(),
+            operator,
+        }
+    }
+
+    /// The operator these commands are sent for.
+    pub fn operator(&self) -> &Operator {
+        &self.operator
+    }
+
+    /// Sends without waiting; the command comes back when the inbox is full
+    /// or the engine has stopped.
+    pub fn try_send(&self, command: Command) -> Result<(), mpsc::error::TrySendError<Command>> {
+        self.tx
+            .try_send(Envelope {
+                command,
+                operator: self.operator.clone(),
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(env) => {
+                    mpsc::error::TrySendError::Full(env.command)
+                }
+                mpsc::error::TrySendError::Closed(env) => {
+                    mpsc::error::TrySendError::Closed(env.command)
+                }
+            })
+    }
+
+    /// Sends, waiting for room; fails only when the engine has stopped.
+    pub async fn send(&self, command: Command) -> Result<(), mpsc::error::SendError<Command>> {
+        self.tx
+            .send(Envelope {
+                command,
+                operator: self.operator.clone(),
+            })
+            .await
+            .map_err(|e| mpsc::error::SendError(e.0.command))
+    }
+}
+
+/// What a command means where the engine stands; stops come back as `Err`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Effect {
+    /// Handled entirely (or refused, with the refusal on record).
+    Done,
+    /// The open gate was approved (already journaled), by this operator.
+    Approved(GateTarget, Operator),
+    /// The operator moved the slider (traffic stage only).
+    SetWeight { weight: u8, operator: Operator },
+    /// Pausing or resuming changed.
+    PauseChanged,
+}
+
+impl Engine {
+    /// Gives one command its meaning. This is the only place commands are
+    /// interpreted; awaiting code calls it and acts on the [`Effect`].
+    pub(crate) fn interpret(&mut self, envelope: Option<Envelope>) -> Result<Effect, Stop> {
+        let Some(Envelope { command, operator }) = envelope else {
+            // Every sender is gone: nobody can steer any more.
+            return Err(Stop::Hold {
+                reason: "the operator's channel closed".into(),
+            });
+        };
+        match command {
+            Command::Rollback {
+                reason,
+                requested_at,
+            } => {
+                if matches!(self.state.phase, Phase::RollingBack | Phase::Finished) {
+                    tracing::info!(target: "cutover", "already rolling back");
+                    return Ok(Effect::Done);
+                }
+                Err(Stop::Rollback {
+                    reason,
+                    source: RollbackSource::Operator,
+                    operator,
+                    requested_at,
+                })
+            }
+            Command::HoldAndQuit { reason } => Err(Stop::Hold { reason }),
+            Command::Signal(sig) => self.on_signal(sig),
+            Command::Pause => {
+                self.set_paused(true, &operator.to_string(), "paused by the operator")?;
+                Ok(Effect::PauseChanged)
+            }
+            Command::Resume => {
+                self.set_paused(false, &operator.to_string(), "")?;
+                if self.state.gate.as_ref().map(Gate::target) == Some(GateTarget::Hold) {
+                    self.state.gate = None;
+                }
+                Ok(Effect::PauseChanged)
+            }
+            Command::Approve { gate } => self.approve(gate, &operator),
+            Command::SetWeight(weight) => {
+                if self.state.stage != Some(StageName::Traffic)
+                    || self.state.phase != Phase::Running
+                {
+                    let reason = format!(
+                        "weight {weight}% not applied: the slider acts during the traffic stage"
+                    );
+                    tracing::warn!(target: "cutover", "{reason}");
+                    self.state.message = Some(reason);
+                    self.publish();
+                    return Ok(Effect::Done);
+                }
+                Ok(Effect::SetWeight {
+                    weight: weight.min(100),
+                    operator,
+                })
+            }
+        }
+    }
+
+    /// An approval counts only for the gate open now; any other is refused
+    /// and the refusal journaled, so a double key press never skips a step.
+    fn approve(&mut self, target: GateTarget, operator: &Operator) -> Result<Effect, Stop> {
+        let open = self.state.gate.as_ref().map(Gate::target);
+        if open.as_ref() == Some(&target) {
+            self.state.gate = None;
+            let (stage, step, check) = match &target {
+                GateTarget::Check { stage, check } => (*stage, None, Some(check.clone())),
+                GateTarget::Step { to } => (StageName::Traffic, Some(*to), None),
+                GateTarget::Hold => (StageName::Traffic, None, None),
+            };
+            self.record(Event::Approved {
+                stage,
+                step,
+                check,
+                operator: operator.to_string(),
+            })?;
+            return Ok(Effect::Approved(target, operator.clone()));
+        }
+        let reason = match &open {
+            None => "nothing is waiting for approval now".to_string(),
+            Some(open) => format!("the gate open now is {open}"),
+        };
+        self.record(Event::ApprovalRefused {
+            requested: Some(target.clone()),
+            open,
+            operator: operator.to_string(),
+            reason: reason.clone(),
+        })?;
+        self.state.message = Some(format!("approval of {target} refused: {reason}"));
+        self.publish();
+        Ok(Effect::Done)
+    }
+
+    /// A hang-up follows `on_disconnect`; other signals hold traffic.
+    fn on_signal(&mut self, sig: SignalKind) -> Result<Effect, Stop> {
+        let policy = self.plan.traffic.as_ref().map(|t| t.on_disconnect);
+        let hangup = sig == SignalKind::Hangup;
+        if hangup && self.state.phase == Phase::RollingBack {
+            // A terminal gone never stops a rollback under way.
+            tracing::warn!(target: "cutover", "SIGHUP during the rollback: the rollback goes on");
+            return Ok(Effect::Done);
+        }
+        if hangup && policy == Some(OnDisconnect::Continue) && self.state.phase == Phase::Running {
+            tracing::warn!(target: "cutover", "SIGHUP: the terminal is gone; on_disconnect = \"continue\" carries on");
+            return Ok(Effect::Done);
+        }
+        if hangup
+            && policy == Some(OnDisconnect::Rollback)
+            && self.state.phase == Phase::Running
+            && self.traffic_touched
+        {
+            return Err(Stop::Rollback {
+                reason: format!(
+                    "{} (terminal gone) with on_disconnect = \"rollback\"",
+                    sig.name()
+                ),
+                source: RollbackSource::Signal,
+                operator: self.operator.clone(),
+                requested_at: Utc::now(),
+            });
+        }
+        Err(Stop::Hold {
+            reason: format!("{} received: traffic held where it is", sig.name()),
+        })
+    }
+
+    /// Pauses or resumes automatic progression, journaled.
+    pub(crate) fn set_paused(&mut self, paused: bool, who: &str, reason: &str) -> Result<(), Stop> {
+        if self.state.paused == paused {
+            return Ok(());
+        }
+        self.state.paused = paused;
+        if paused {
+            self.record(Event::Paused {
+                operator: who.to_string(),
+                reason: reason.to_string(),
+            })?;
+        } else {
+            self.record(Event::Resumed {
+                operator: who.to_string(),
+            })?;
+        }
+        self.publish();
+        Ok(())
     }
 }

@@ -4,11 +4,14 @@ use std::time::Instant;
 
 use chrono::Utc;
 
-use super::event::{CheckOutcome, Event, RollbackSource, StageOutcome};
-use super::snapshot::{CheckStatus, Gate, StageName, StageStatus};
+use crate::record::Event;
+
+use super::command::Effect;
+use super::snapshot::{CheckStatus, Gate, StageStatus};
 use super::{Engine, Stop};
 use crate::check;
 use crate::config::CheckKind;
+use crate::domain::{CheckOutcome, GateTarget, Operator, RollbackSource, StageName, StageOutcome};
 
 /// How the walk ended when no stop cut it short.
 pub(crate) enum End {
@@ -49,31 +52,35 @@ impl Engine {
         }
         for stage in [StageName::Deploy, StageName::Smoke] {
             if let StageResult::Failed(reason) = self.run_stage(stage).await? {
-                return Err(Stop::Rollback {
-                    reason,
-                    source: RollbackSource::Check,
-                });
+                return Err(self.check_rollback(reason));
             }
         }
         self.traffic_stage().await?;
         if let StageResult::Failed(reason) = self.run_stage(StageName::Verify).await? {
-            return Err(Stop::Rollback {
-                reason,
-                source: RollbackSource::Check,
-            });
+            return Err(self.check_rollback(reason));
         }
         // The new version carries all traffic and is verified: a failing
         // finalize check is reported, not a reason to roll back.
         if let StageResult::Failed(reason) = self.run_stage(StageName::Finalize).await? {
             tracing::warn!(target: "cutover", "finalize did not complete: {reason}");
-            self.snap.message = Some(format!("finalize did not complete: {reason}"));
+            self.state.message = Some(format!("finalize did not complete: {reason}"));
         }
         Ok(End::Succeeded)
     }
 
+    /// A failed check starts the rollback, by the engine's own operator.
+    fn check_rollback(&self, reason: String) -> Stop {
+        Stop::Rollback {
+            reason,
+            source: RollbackSource::Check,
+            operator: self.operator.clone(),
+            requested_at: Utc::now(),
+        }
+    }
+
     pub(crate) fn stage_begin(&mut self, stage: StageName) -> Result<(), Stop> {
-        self.snap.current_stage = Some(stage);
-        self.view(stage).status = StageStatus::Running;
+        self.state.stage = Some(stage);
+        self.state.stage_view(stage).status = StageStatus::Running;
         self.record(Event::StageStarted { stage })?;
         self.publish();
         Ok(())
@@ -84,7 +91,7 @@ impl Engine {
         stage: StageName,
         outcome: StageOutcome,
     ) -> Result<(), Stop> {
-        self.view(stage).status = stage_status(outcome);
+        self.state.stage_view(stage).status = stage_status(outcome);
         self.record(Event::StageFinished { stage, outcome })?;
         self.publish();
         Ok(())
@@ -102,7 +109,7 @@ impl Engine {
             });
         }
         if !self.plan.has_stage(stage) {
-            self.snap.current_stage = Some(stage);
+            self.state.stage = Some(stage);
             self.record(Event::StageStarted { stage })?;
             self.stage_end(stage, StageOutcome::NotConfigured)?;
             return Ok(StageResult::Passed);
@@ -117,10 +124,10 @@ impl Engine {
                 CheckOutcome::Warned => warned = true,
                 _ => {
                     for j in i + 1..n {
-                        self.check_view(stage, j).status = CheckStatus::Skipped;
+                        self.state.check_view(stage, j).status = CheckStatus::Skipped;
                     }
                     let name = self.plan.checks(stage)[i].name.clone();
-                    let msg = self.views[stage as usize].checks[i]
+                    let msg = self.state.stages[stage.index()].checks[i]
                         .output_tail
                         .first()
                         .cloned()
@@ -158,7 +165,7 @@ impl Engine {
             .is_some_and(|p| p.checks_done.contains(&(stage, spec.name.clone())));
         if done_before && stage != StageName::Rollback {
             // Completed before the interruption: never run twice.
-            self.check_view(stage, i).status = CheckStatus::Passed;
+            self.state.check_view(stage, i).status = CheckStatus::Passed;
             self.publish();
             return Ok(CheckOutcome::Passed);
         }
@@ -172,7 +179,7 @@ impl Engine {
         for attempt in 1..=attempts_allowed {
             attempts = attempt;
             {
-                let v = self.check_view(stage, i);
+                let v = self.state.check_view(stage, i);
                 v.status = CheckStatus::Running;
                 v.attempt = attempt;
                 if attempt == 1 {
@@ -189,21 +196,12 @@ impl Engine {
             last = match &spec.kind {
                 CheckKind::Manual { prompt } => {
                     let operator = self.wait_manual(stage, i, &spec.name, prompt).await?;
-                    self.record(Event::Approved {
-                        stage,
-                        step: None,
-                        check: Some(spec.name.clone()),
-                        operator: operator.clone(),
-                    })?;
                     check::Attempt::pass(format!("confirmed by {operator}"))
                 }
                 _ => {
                     let (s, c, name) = (spec.clone(), ctx.clone(), spec.name.clone());
                     let fut = async move { check::attempt(&s, &c, &name).await };
-                    match self.until(fut, false).await? {
-                        Ok(a) => a,
-                        Err(()) => unreachable_attempt(),
-                    }
+                    self.until(fut).await?
                 }
             };
             if last.passed {
@@ -217,8 +215,7 @@ impl Engine {
                     last.message,
                     humantime::format_duration(spec.retry_delay)
                 );
-                let delay = tokio::time::sleep(spec.retry_delay);
-                let _ = self.until(delay, false).await?;
+                self.until(tokio::time::sleep(spec.retry_delay)).await?;
             }
         }
         let outcome = if last.passed {
@@ -230,7 +227,7 @@ impl Engine {
         };
         let duration = started.elapsed();
         {
-            let v = self.check_view(stage, i);
+            let v = self.state.check_view(stage, i);
             v.status = match outcome {
                 CheckOutcome::Passed => CheckStatus::Passed,
                 CheckOutcome::Warned => CheckStatus::Warned,
@@ -270,12 +267,20 @@ impl Engine {
         i: usize,
         name: &str,
         prompt: &str,
-    ) -> Result<String, Stop> {
+    ) -> Result<Operator, Stop> {
         if self.auto_approve {
-            return Ok(format!("{} (auto-approve)", self.operator));
+            let mut auto = self.operator.clone();
+            auto.account = format!("{} (auto-approve)", auto.account);
+            self.record(Event::Approved {
+                stage,
+                step: None,
+                check: Some(name.to_string()),
+                operator: auto.to_string(),
+            })?;
+            return Ok(auto);
         }
-        self.check_view(stage, i).status = CheckStatus::WaitingApproval;
-        self.snap.gate = Some(Gate::Manual {
+        self.state.check_view(stage, i).status = CheckStatus::WaitingApproval;
+        self.state.gate = Some(Gate::Manual {
             stage,
             check: name.to_string(),
             prompt: prompt.to_string(),
@@ -286,15 +291,22 @@ impl Engine {
             format!("{stage} check \"{name}\": {prompt}"),
         );
         tracing::info!(target: "cutover", "waiting for the operator: {stage} / {name}: {prompt} (press a to confirm)");
-        let confirmed = self.until(std::future::pending::<()>(), true).await;
-        self.snap.gate = None;
-        let _ = confirmed?;
-        self.check_view(stage, i).status = CheckStatus::Running;
-        Ok(self.operator.clone())
+        let target = GateTarget::Check {
+            stage,
+            check: name.to_string(),
+        };
+        let operator = loop {
+            let cmd = self.commands.recv().await;
+            match self.interpret(cmd) {
+                Ok(Effect::Approved(t, operator)) if t == target => break operator,
+                Ok(_) => {}
+                Err(stop) => {
+                    self.state.gate = None;
+                    return Err(stop);
+                }
+            }
+        };
+        self.state.check_view(stage, i).status = CheckStatus::Running;
+        Ok(operator)
     }
-}
-
-/// `until` passes an approval back only when a gate is open; checks never open one.
-fn unreachable_attempt() -> check::Attempt {
-    check::Attempt::fail("interrupted")
 }

@@ -3,68 +3,13 @@
 //! A `Snapshot` is a plain value sent on a `watch` channel; views never see the
 //! engine's internals and never block it.
 
+use crate::domain::{GateTarget, Outcome, StageName, Strategy, TrackPair, Verdict};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::metrics::TrackPair;
-
-/// The procedure's stages, in order. `Finalize` and `Rollback` share the seventh row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StageName {
-    Prepare,
-    Checkpoint,
-    Deploy,
-    Smoke,
-    Traffic,
-    Verify,
-    Finalize,
-    Rollback,
-}
-
-impl StageName {
-    pub const ALL: [StageName; 8] = [
-        StageName::Prepare,
-        StageName::Checkpoint,
-        StageName::Deploy,
-        StageName::Smoke,
-        StageName::Traffic,
-        StageName::Verify,
-        StageName::Finalize,
-        StageName::Rollback,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StageName::Prepare => "prepare",
-            StageName::Checkpoint => "checkpoint",
-            StageName::Deploy => "deploy",
-            StageName::Smoke => "smoke",
-            StageName::Traffic => "traffic",
-            StageName::Verify => "verify",
-            StageName::Finalize => "finalize",
-            StageName::Rollback => "rollback",
-        }
-    }
-
-    /// 1-based position in the procedure (finalize and rollback are both 7).
-    pub fn number(self) -> usize {
-        match self {
-            StageName::Rollback => 7,
-            other => other as usize + 1,
-        }
-    }
-}
-
-impl std::fmt::Display for StageName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageStatus {
     Pending,
@@ -79,7 +24,7 @@ pub enum StageStatus {
     NotConfigured,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     Pending,
@@ -92,11 +37,11 @@ pub enum CheckStatus {
     Skipped,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckView {
     pub name: String,
     /// "run", "http", "tcp", "manual" or "artifact".
-    pub kind: &'static str,
+    pub kind: String,
     /// What the check does, one line (command, URL, address or prompt).
     pub target: String,
     pub status: CheckStatus,
@@ -109,7 +54,7 @@ pub struct CheckView {
     pub output_tail: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageView {
     pub name: StageName,
     pub status: StageStatus,
@@ -136,26 +81,8 @@ impl StageView {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Pass,
-    Fail,
-    Inconclusive,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::Inconclusive => "inconclusive",
-        }
-    }
-}
-
 /// One analysis sample, kept for the charts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AnalysisPoint {
     /// Seconds since the deployment started.
     pub t: f64,
@@ -167,34 +94,18 @@ pub struct AnalysisPoint {
 }
 
 /// The thresholds in force, drawn on the charts.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Thresholds {
     pub max_error_rate: Option<f64>,
     pub max_p99_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    Canary,
-    BlueGreen,
-}
-
-impl Strategy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::Canary => "canary",
-            Strategy::BlueGreen => "blue-green",
-        }
-    }
-}
-
 /// The traffic stage as the traffic-split pane shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrafficView {
     pub strategy: Strategy,
     pub steps: Vec<u8>,
-    pub router: &'static str,
+    pub router: String,
     /// Weight the router applies now (percent to the canary).
     pub current_weight: u8,
     /// A weight asked for and not yet confirmed by the router.
@@ -206,13 +117,16 @@ pub struct TrafficView {
     /// Healthy bake time accumulated at this step, and the bake asked for.
     pub baked: Duration,
     pub bake: Duration,
-    /// Time from the last rollback request to the weight applied.
+    /// Time from the last rollback request (the key press) to weight 0
+    /// confirmed, in milliseconds.
     pub rollback_weight_ms: Option<f64>,
+    /// Failing samples in a row at this step, and `failure_limit`.
+    pub failing: (u32, u32),
     pub approval_manual: bool,
 }
 
 /// What the engine waits for from the operator.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Gate {
     /// A manual check: `a` confirms it.
@@ -227,41 +141,8 @@ pub enum Gate {
     AnalysisHold { reason: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Succeeded,
-    Failed,
-    RolledBack,
-    RollbackFailed,
-    Interrupted,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::RolledBack => "rolled_back",
-            Outcome::RollbackFailed => "rollback_failed",
-            Outcome::Interrupted => "interrupted",
-        }
-    }
-
-    /// The process exit code of SPEC §2.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Outcome::Succeeded => 0,
-            Outcome::Failed => 1,
-            Outcome::RolledBack => 3,
-            Outcome::RollbackFailed => 4,
-            Outcome::Interrupted => 5,
-        }
-    }
-}
-
 /// Where the deployment is, as a whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Starting,
@@ -271,7 +152,7 @@ pub enum Phase {
 }
 
 /// Everything a view needs to draw the deployment, published after each change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
     pub deployment_id: String,
     pub service: String,
@@ -295,8 +176,24 @@ pub struct Snapshot {
     pub outcome: Option<Outcome>,
     /// The latest message worth a line on screen (failure reason, rollback cause...).
     pub message: Option<String>,
+    /// When an operator asked for the rollback under way (the key press).
+    pub rollback_requested_at: Option<DateTime<Utc>>,
     /// Bumped on every publication, so views can tell a change cheaply.
     pub revision: u64,
+}
+
+impl Gate {
+    /// What an approval of this gate names.
+    pub fn target(&self) -> GateTarget {
+        match self {
+            Gate::Manual { stage, check, .. } => GateTarget::Check {
+                stage: *stage,
+                check: check.clone(),
+            },
+            Gate::Step { to, .. } => GateTarget::Step { to: *to },
+            Gate::AnalysisHold { .. } => GateTarget::Hold,
+        }
+    }
 }
 
 impl Snapshot {

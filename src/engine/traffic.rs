@@ -1,26 +1,66 @@
-//! The traffic stage: canary steps with bake and approval (or a blue-green
-//! switch), the analysis loop, and the operator's slider.
+//! The traffic stage's driver: it does the I/O (router calls, metric samples,
+//! the router's read-back) and feeds the results and the operator's commands
+//! to the pure canary state machine, then carries out its decisions. A weight
+//! change is a future of its own, so `R` is acted on while a slow router
+//! works, and the weight never rises after it.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
 use super::analysis::judge;
-use super::event::{Event, RollbackSource, StageOutcome, WeightSource};
-use super::snapshot::{AnalysisPoint, Gate, StageName, Strategy, Verdict};
-use super::{Command, Engine, Interrupt, Stop, SAMPLES_KEPT};
-use crate::config::{Approval, OnFailure};
-use crate::metrics::TrackPair;
+use super::canary::{Canary, CanaryPlan, Decision, Input};
+use super::command::Effect;
+use super::snapshot::{AnalysisPoint, Gate};
+use super::{Engine, Stop};
+use crate::domain::{
+    GateTarget, Operator, RollbackSource, StageName, StageOutcome, TrackPair, Verdict, WeightSource,
+};
+use crate::record::Event;
+use crate::router::Router;
 
 /// Longest wait for a router to apply and confirm a weight.
 const ROUTER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A metric sample on its way: both tracks, or why there is no data.
-pub(crate) type Sampling =
-    std::pin::Pin<Box<dyn std::future::Future<Output = (TrackPair, Option<String>)> + Send>>;
+/// A metric sample on its way: both tracks (or why there is none), and the
+/// router's weight read back meanwhile (`None` when not read).
+type Sampling = Pin<Box<dyn Future<Output = SampleResult> + Send>>;
 
-fn next_step_above(steps: &[u8], weight: u8) -> Option<u8> {
-    steps.iter().copied().find(|s| *s > weight)
+pub(crate) struct SampleResult {
+    pub pair: TrackPair,
+    pub error: Option<String>,
+    pub router_weight: Option<Result<u8, String>>,
+}
+
+/// A weight change on its way: the router's read-back after setting it.
+type WeightChange = Pin<Box<dyn Future<Output = Result<u8, String>> + Send>>;
+
+/// Sets `weight` and reads it back, bounded by [`ROUTER_TIMEOUT`].
+fn set_and_read(router: Arc<dyn Router>, weight: u8) -> WeightChange {
+    Box::pin(async move {
+        let applied = tokio::time::timeout(ROUTER_TIMEOUT, async {
+            router.set_weight(weight).await.map_err(|e| e.to_string())?;
+            router.current_weight().await.map_err(|e| e.to_string())
+        })
+        .await;
+        match applied {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "no answer within {}",
+                humantime::format_duration(ROUTER_TIMEOUT)
+            )),
+        }
+    })
+}
+
+/// The weight change in flight, with what the journal needs of it.
+struct InFlight {
+    weight: u8,
+    started: Instant,
+    change: WeightChange,
 }
 
 impl Engine {
@@ -30,350 +70,465 @@ impl Engine {
             return Ok(());
         }
         let Some(tp) = self.plan.traffic.clone() else {
-            self.snap.current_stage = Some(stage);
+            self.state.stage = Some(stage);
             self.record(Event::StageStarted { stage })?;
             self.stage_end(stage, StageOutcome::NotConfigured)?;
             return Ok(());
         };
         self.stage_begin(stage)?;
-        if let Some(router) = self.router.clone() {
-            match router.current_weight().await {
-                Ok(w) => {
-                    if w != 0 {
-                        tracing::warn!(target: "cutover", "the router already sends {w}% to the canary before the first step");
-                    }
-                    self.weight = w;
-                }
-                Err(e) => {
-                    return Err(Stop::Rollback {
-                        reason: format!("cannot read the router's weight: {e}"),
-                        source: RollbackSource::Check,
-                    })
-                }
-            }
-        }
+        // From here on a rollback must put the router back and read it.
+        self.traffic_touched = true;
+        let weight = self.read_router_at_start().await?;
         let a = self.plan.analysis.clone();
-        let steps = tp.steps.clone();
-        // A blue-green switch under manual approval waits for the operator;
-        // a canary's first step goes at once (deploy and smoke passed).
-        let mut gate_to: Option<u8> = None;
-        let resumed_at = self
-            .resume
-            .as_ref()
-            .and_then(|p| p.weight)
-            .filter(|w| *w > 0);
-        if let Some(w) = resumed_at {
-            // Carry on at the recorded step; the next one still needs its bake
-            // (and its approval).
-            if self.weight != w {
-                self.apply_weight(w, WeightSource::Resume).await?;
-            }
-        } else if tp.strategy == Strategy::BlueGreen
-            && tp.approval == Approval::Manual
-            && !self.auto_approve
-        {
-            gate_to = Some(steps[0]);
-            self.notify(
-                crate::notify::NoticeKind::ApprovalNeeded,
-                format!(
-                    "the blue-green switch to {}% waits for the operator",
-                    steps[0]
-                ),
-            );
-        } else {
-            self.apply_weight(steps[0], WeightSource::Plan).await?;
+        let mut canary = Canary::new(CanaryPlan {
+            strategy: tp.strategy,
+            steps: tp.steps.clone(),
+            bake: tp.bake,
+            approval: tp.approval,
+            auto_approve: self.auto_approve,
+            on_failure: tp.on_failure,
+            failure_limit: a.failure_limit,
+            step_deadline: tp.step_deadline,
+        });
+        let resumed = self.resume.as_ref();
+        let start = Input::Start {
+            weight,
+            resumed: resumed.and_then(|p| p.weight).is_some_and(|w| w > 0),
+            approved: resumed.and_then(|p| p.approved_step),
+        };
+        let mut inflight: Option<InFlight> = None;
+        // The operator behind the next slider weight, for the journal.
+        let mut slider_operator: Option<Operator> = None;
+        let first = canary.handle(start);
+        self.carry_out(&mut canary, first, &mut inflight, &mut slider_operator)?;
+        if self.state.paused {
+            canary.handle(Input::Paused(true));
         }
-        let mut baked = Duration::ZERO;
-        let mut failing = 0u32;
-        let mut blind = 0u32;
-        let mut analysis_hold = false;
         let mut next_sample = tokio::time::Instant::now() + a.interval;
-        // A sample in flight: the source may be slow, and the operator's keys
-        // (R above all) must not wait for it.
         let mut sampling: Option<Sampling> = None;
-        loop {
-            self.show_traffic(&steps, gate_to, baked, analysis_hold);
-            tokio::select! {
-                _ = tokio::time::sleep_until(next_sample), if sampling.is_none() => {
+        let mut unreadable = 0u32;
+        while !canary.is_done() {
+            self.show_canary(&canary);
+            let input = tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match self.interpret(cmd) {
+                    Err(stop) => {
+                        if let Some(f) = inflight.take() {
+                            self.abandon_weight(f.weight, &stop);
+                        }
+                        return Err(stop);
+                    }
+                    Ok(Effect::Approved(target, _)) => Some(Input::Approved(target)),
+                    Ok(Effect::SetWeight { weight, operator }) => {
+                        slider_operator = Some(operator);
+                        Some(Input::SetWeight(weight))
+                    }
+                    Ok(Effect::PauseChanged) => Some(Input::Paused(self.state.paused)),
+                    Ok(Effect::Done) => None,
+                },
+                result = async {
+                    match inflight.as_mut() {
+                        Some(f) => (&mut f.change).await,
+                        None => std::future::pending().await,
+                    }
+                }, if inflight.is_some() => {
+                    let Some(f) = inflight.take() else { continue };
+                    Some(self.weight_result(f, result)?)
+                }
+                () = tokio::time::sleep_until(next_sample), if sampling.is_none() => {
                     next_sample += a.interval;
                     let now = tokio::time::Instant::now();
                     if next_sample < now {
                         next_sample = now + a.interval;
                     }
-                    sampling = Some(Box::pin(self.sampler(a.window)));
+                    let read_back = inflight.is_none();
+                    sampling = Some(self.sampler(a.window, read_back));
+                    None
                 }
-                (pair, error) = async { sampling.as_mut().expect("guarded by the branch condition").await }, if sampling.is_some() => {
+                result = async {
+                    match sampling.as_mut() {
+                        Some(s) => s.await,
+                        None => std::future::pending().await,
+                    }
+                }, if sampling.is_some() => {
                     sampling = None;
-                    let (verdict, reasons, source_failed) = self.record_sample(pair, error)?;
-                    // A source that keeps failing leaves the analysis blind:
-                    // after failure_limit errors in a row it counts as failing.
-                    blind = if source_failed { blind + 1 } else { 0 };
-                    if source_failed {
-                        self.snap.message = Some(format!("metric source failing ({blind} in a row): {}", reasons.join("; ")));
+                    let mut inputs = vec![self.record_sample(result.pair, result.error, a.interval)?];
+                    if let (Some(read), None) = (result.router_weight, &inflight) {
+                        inputs.extend(self.watch_router(read, &mut unreadable, a.failure_limit)?);
                     }
-                    match verdict {
-                        Verdict::Pass => {
-                            failing = 0;
-                            if gate_to.is_none() && !self.paused {
-                                baked += a.interval;
-                            }
-                        }
-                        Verdict::Fail => failing += 1,
-                        Verdict::Inconclusive => {}
+                    for input in inputs {
+                        let decisions = canary.handle(input);
+                        self.carry_out(&mut canary, decisions, &mut inflight, &mut slider_operator)?;
                     }
-                    if failing >= a.failure_limit || blind >= a.failure_limit {
-                        let reason = if blind >= a.failure_limit {
-                            format!(
-                                "the metric source failed {blind} samples in a row at {}%: {}",
-                                self.weight,
-                                reasons.join("; ")
-                            )
-                        } else {
-                            format!(
-                                "analysis failed {failing} samples in a row at {}%: {}",
-                                self.weight,
-                                reasons.join("; ")
-                            )
-                        };
-                        match tp.on_failure {
-                            OnFailure::Rollback => {
-                                self.rollback_requested_at = Some(Instant::now());
-                                return Err(Stop::Rollback { reason, source: RollbackSource::Analysis });
-                            }
-                            OnFailure::Pause => {
-                                if !analysis_hold {
-                                    analysis_hold = true;
-                                    self.paused = true;
-                                    self.record(Event::Paused { operator: "analysis".into(), reason: reason.clone() })?;
-                                    self.snap.message = Some(reason);
-                                }
-                            }
-                        }
-                    }
-                    if baked >= tp.bake && gate_to.is_none() && !self.paused {
-                        if self.weight >= 100 {
-                            break;
-                        }
-                        if let Some(next) = next_step_above(&steps, self.weight) {
-                            if tp.approval == Approval::Auto || self.auto_approve {
-                                if self.auto_approve && tp.approval == Approval::Manual {
-                                    self.record(Event::Approved {
-                                        stage,
-                                        step: Some(next),
-                                        check: None,
-                                        operator: format!("{} (auto-approve)", self.operator),
-                                    })?;
-                                }
-                                self.apply_weight(next, WeightSource::Plan).await?;
-                                baked = Duration::ZERO;
-                            } else {
-                                gate_to = Some(next);
-                                self.notify(
-                                    crate::notify::NoticeKind::ApprovalNeeded,
-                                    format!("the canary at {}% baked healthy: next step {next}%", self.weight),
-                                );
-                                tracing::info!(target: "cutover", "step at {}% baked: press a to go to {next}%", self.weight);
-                            }
-                        }
-                    }
+                    None
                 }
-                cmd = self.commands.recv() => {
-                    let Some(cmd) = cmd else {
-                        return Err(Stop::Hold { reason: "the operator's channel closed".into() });
-                    };
-                    match cmd {
-                        Command::Approve => {
-                            if analysis_hold {
-                                analysis_hold = false;
-                                failing = 0;
-                                self.set_paused(false, "operator")?;
-                                self.snap.message = None;
-                                continue;
-                            }
-                            let to = gate_to.take().or_else(|| next_step_above(&steps, self.weight));
-                            match to {
-                                Some(to) => {
-                                    self.record(Event::Approved {
-                                        stage,
-                                        step: Some(to),
-                                        check: None,
-                                        operator: self.operator.clone(),
-                                    })?;
-                                    self.apply_weight(to, WeightSource::Plan).await?;
-                                    baked = Duration::ZERO;
-                                    failing = 0;
-                                }
-                                None => tracing::info!(target: "cutover", "the canary is at 100%: nothing to approve; the stage ends after its bake"),
-                            }
-                        }
-                        Command::SetWeight(w) => {
-                            let w = w.min(100);
-                            if w != self.weight {
-                                gate_to = None;
-                                self.apply_weight(w, WeightSource::Operator).await?;
-                                baked = Duration::ZERO;
-                                failing = 0;
-                            }
-                        }
-                        Command::Pause => self.set_paused(true, "operator")?,
-                        Command::Resume => {
-                            analysis_hold = false;
-                            self.set_paused(false, "operator")?;
-                        }
-                        other => {
-                            if let Some(Interrupt::Stop(stop)) = self.on_command(Some(other))? {
-                                return Err(stop);
-                            }
-                        }
-                    }
-                }
+            };
+            if let Some(input) = input {
+                let decisions = canary.handle(input);
+                self.carry_out(&mut canary, decisions, &mut inflight, &mut slider_operator)?;
             }
         }
-        self.snap.gate = None;
-        if let Some(t) = &mut self.snap.traffic {
-            t.waiting_approval = false;
-            t.next_step = None;
-        }
+        self.state.gate = None;
+        self.state.canary.next_step = None;
         self.stage_end(stage, StageOutcome::Passed)?;
         Ok(())
     }
 
-    fn show_traffic(&mut self, steps: &[u8], gate_to: Option<u8>, baked: Duration, hold: bool) {
-        let weight = self.weight;
-        self.snap.gate = match (gate_to, hold) {
-            (_, true) => Some(Gate::AnalysisHold {
-                reason: self.snap.message.clone().unwrap_or_default(),
-            }),
-            (Some(to), false) => Some(Gate::Step { from: weight, to }),
-            (None, false) => None,
+    /// The router's weight before the first step. A router that cannot be
+    /// read is a reason to stop; the rollback then finds out what it can.
+    async fn read_router_at_start(&mut self) -> Result<u8, Stop> {
+        let Some(router) = self.router.clone() else {
+            return Ok(0);
         };
-        if let Some(t) = &mut self.snap.traffic {
-            t.waiting_approval = gate_to.is_some();
-            t.next_step = gate_to.or_else(|| next_step_above(steps, weight));
-            t.baked = baked;
+        let read = self
+            .until(tokio::time::timeout(
+                ROUTER_TIMEOUT,
+                router.current_weight(),
+            ))
+            .await?;
+        match read {
+            Ok(Ok(w)) => {
+                if w != 0 && self.resume.is_none() {
+                    tracing::warn!(target: "cutover", "the router already sends {w}% to the canary before the first step");
+                }
+                self.state.weight = w;
+                Ok(w)
+            }
+            Ok(Err(e)) => Err(self.router_stop(format!("cannot read the router's weight: {e}"))),
+            Err(_) => Err(self.router_stop(format!(
+                "the router gave no weight within {}",
+                humantime::format_duration(ROUTER_TIMEOUT)
+            ))),
+        }
+    }
+
+    fn router_stop(&self, reason: String) -> Stop {
+        Stop::Rollback {
+            reason,
+            source: RollbackSource::Check,
+            operator: self.operator.clone(),
+            requested_at: Utc::now(),
+        }
+    }
+
+    /// Carries out the canary's decisions, in order.
+    fn carry_out(
+        &mut self,
+        canary: &mut Canary,
+        decisions: Vec<Decision>,
+        inflight: &mut Option<InFlight>,
+        slider_operator: &mut Option<Operator>,
+    ) -> Result<(), Stop> {
+        for d in decisions {
+            match d {
+                Decision::Apply {
+                    weight,
+                    source,
+                    auto_approved,
+                } => {
+                    if auto_approved {
+                        let mut auto = self.operator.clone();
+                        auto.account = format!("{} (auto-approve)", auto.account);
+                        self.record(Event::Approved {
+                            stage: StageName::Traffic,
+                            step: Some(weight),
+                            check: None,
+                            operator: auto.to_string(),
+                        })?;
+                    }
+                    let operator = match source {
+                        WeightSource::Operator => slider_operator
+                            .take()
+                            .unwrap_or_else(|| self.operator.clone()),
+                        _ => self.operator.clone(),
+                    };
+                    *inflight = Some(self.request_weight(weight, source, &operator)?);
+                }
+                Decision::OpenGate(target) => self.open_gate(target),
+                Decision::Pause { reason } => {
+                    self.state.message = Some(reason.clone());
+                    self.set_paused(true, "analysis", &reason)?;
+                }
+                Decision::Rollback { reason } => {
+                    return Err(Stop::Rollback {
+                        reason,
+                        source: RollbackSource::Analysis,
+                        operator: self.operator.clone(),
+                        requested_at: Utc::now(),
+                    })
+                }
+                Decision::Warn { reason } => {
+                    self.state.message = Some(reason.clone());
+                    self.record(Event::Note { message: reason })?;
+                }
+                Decision::DeadlinePassed { reason } => {
+                    let deadline_ms = self
+                        .plan
+                        .traffic
+                        .as_ref()
+                        .map(|t| t.step_deadline.as_millis() as u64)
+                        .unwrap_or(0);
+                    self.record(Event::StepDeadline {
+                        weight: canary.weight(),
+                        deadline_ms,
+                        reason,
+                    })?;
+                }
+                Decision::Done => {}
+            }
+        }
+        self.show_canary(canary);
+        Ok(())
+    }
+
+    fn open_gate(&mut self, target: GateTarget) {
+        let weight = self.state.weight;
+        self.state.gate = Some(match &target {
+            GateTarget::Step { to } => Gate::Step {
+                from: weight,
+                to: *to,
+            },
+            GateTarget::Hold => Gate::AnalysisHold {
+                reason: self.state.message.clone().unwrap_or_default(),
+            },
+            GateTarget::Check { stage, check } => Gate::Manual {
+                stage: *stage,
+                check: check.clone(),
+                prompt: String::new(),
+            },
+        });
+        if let GateTarget::Step { to } = target {
+            let text = if weight == 0 {
+                format!("the switch to {to}% waits for the operator")
+            } else {
+                format!("the canary at {weight}% baked healthy: next step {to}%")
+            };
+            self.notify(crate::notify::NoticeKind::ApprovalNeeded, text);
+            tracing::info!(target: "cutover", "step at {weight}% baked: press a to go to {to}%");
         }
         self.publish();
     }
 
-    /// Asks the router for a weight and waits until it confirms it. A router
-    /// that cannot apply it starts the rollback.
-    pub(crate) async fn apply_weight(
+    /// Shows the canary's progress.
+    fn show_canary(&mut self, canary: &Canary) {
+        self.state.canary.baked = canary.baked();
+        self.state.canary.next_step = canary.next_step();
+        self.state.canary.failing = canary.failing();
+        self.publish();
+    }
+
+    /// Journals a weight request and starts the router call.
+    fn request_weight(
+        &mut self,
+        weight: u8,
+        source: WeightSource,
+        operator: &Operator,
+    ) -> Result<InFlight, Stop> {
+        self.record(Event::WeightRequested {
+            weight,
+            source,
+            operator: operator.to_string(),
+        })?;
+        self.state.requested_weight = Some(weight);
+        self.publish();
+        let change: WeightChange = match self.router.clone() {
+            Some(router) => set_and_read(router, weight),
+            None => Box::pin(async move { Ok(weight) }),
+        };
+        Ok(InFlight {
+            weight,
+            started: Instant::now(),
+            change,
+        })
+    }
+
+    /// A weight change came back: confirmed, or the rollback starts.
+    fn weight_result(&mut self, f: InFlight, result: Result<u8, String>) -> Result<Input, Stop> {
+        self.state.requested_weight = None;
+        let kind = self.router.as_ref().map(|r| r.kind()).unwrap_or("none");
+        let error = match result {
+            Ok(w) if w == f.weight => {
+                self.state.weight = w;
+                self.record(Event::WeightApplied {
+                    weight: w,
+                    router: kind.into(),
+                    elapsed_ms: f.started.elapsed().as_secs_f64() * 1000.0,
+                })?;
+                self.publish();
+                return Ok(Input::WeightConfirmed(w));
+            }
+            Ok(w) => format!("asked for {}% but the router reads back {w}%", f.weight),
+            Err(e) => e,
+        };
+        self.record(Event::WeightFailed {
+            weight: f.weight,
+            router: kind.into(),
+            error: error.clone(),
+        })?;
+        self.publish();
+        Err(self.router_stop(format!(
+            "the {kind} router could not apply {}%: {error}",
+            f.weight
+        )))
+    }
+
+    /// A weight change dropped because the deployment stopped (`R`).
+    fn abandon_weight(&mut self, weight: u8, stop: &Stop) {
+        self.state.requested_weight = None;
+        let kind = self.router.as_ref().map(|r| r.kind()).unwrap_or("none");
+        let why = match stop {
+            Stop::Rollback { .. } => "abandoned: a rollback was requested",
+            Stop::Hold { .. } => "abandoned: the deployment is holding",
+            Stop::JournalFailed(_) => "abandoned: the journal failed",
+        };
+        let _ = self.record(Event::WeightFailed {
+            weight,
+            router: kind.into(),
+            error: why.into(),
+        });
+    }
+
+    /// Sets a weight outside the traffic loop (resume), `R` still preempting.
+    pub(crate) async fn apply_weight_now(
         &mut self,
         weight: u8,
         source: WeightSource,
     ) -> Result<(), Stop> {
-        let Some(router) = self.router.clone() else {
-            return Ok(());
-        };
-        self.record(Event::WeightRequested {
-            weight,
-            source,
-            operator: self.operator.clone(),
-        })?;
-        if let Some(t) = &mut self.snap.traffic {
-            t.requested_weight = Some(weight);
-        }
-        self.publish();
-        self.traffic_touched = true;
-        let t0 = Instant::now();
-        let result = tokio::time::timeout(ROUTER_TIMEOUT, async {
-            router.set_weight(weight).await?;
-            router.current_weight().await
-        })
-        .await;
-        if let Some(t) = &mut self.snap.traffic {
-            t.requested_weight = None;
-        }
-        let error = match result {
-            Ok(Ok(w)) if w == weight => {
-                self.weight = w;
-                self.record(Event::WeightApplied {
-                    weight,
-                    router: router.kind().into(),
-                    elapsed_ms: t0.elapsed().as_secs_f64() * 1000.0,
-                })?;
-                self.publish();
-                return Ok(());
+        let operator = self.operator.clone();
+        let mut f = self.request_weight(weight, source, &operator)?;
+        let change = std::mem::replace(&mut f.change, Box::pin(async { Err(String::new()) }));
+        match self.until(change).await {
+            Ok(result) => self.weight_result(f, result).map(|_| ()),
+            Err(stop) => {
+                self.abandon_weight(weight, &stop);
+                Err(stop)
             }
-            Ok(Ok(w)) => format!("asked for {weight}% but the router reads back {w}%"),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!(
-                "no answer within {}",
-                humantime::format_duration(ROUTER_TIMEOUT)
-            ),
-        };
-        self.record(Event::WeightFailed {
-            weight,
-            router: router.kind().into(),
-            error: error.clone(),
-        })?;
-        self.publish();
-        self.rollback_requested_at = Some(Instant::now());
-        Err(Stop::Rollback {
-            reason: format!(
-                "the {} router could not apply {weight}%: {error}",
-                router.kind()
-            ),
-            source: RollbackSource::Check,
-        })
+        }
     }
 
-    /// Judges a sample of both tracks, journals and publishes it; also says
-    /// whether the source failed to give one.
+    /// Compares the router's read-back with the record: a drift is journaled,
+    /// shown, and fed to the canary (which holds and applies `on_failure`).
+    fn watch_router(
+        &mut self,
+        read: Result<u8, String>,
+        unreadable: &mut u32,
+        limit: u32,
+    ) -> Result<Vec<Input>, Stop> {
+        match read {
+            Ok(w) if w == self.state.weight => {
+                *unreadable = 0;
+                Ok(Vec::new())
+            }
+            Ok(w) => {
+                *unreadable = 0;
+                let detail = "read back from the router on the analysis interval".to_string();
+                self.record(Event::WeightDrift {
+                    expected: self.state.weight,
+                    router_weight: w,
+                    detail,
+                })?;
+                self.state.message = Some(format!(
+                    "WEIGHT DRIFT: the router applies {w}%, the record says {}%",
+                    self.state.weight
+                ));
+                Ok(vec![Input::Drift { router_weight: w }])
+            }
+            Err(e) => {
+                *unreadable += 1;
+                tracing::warn!(target: "cutover", "the router's weight cannot be read ({unreadable} in a row): {e}");
+                if *unreadable >= limit {
+                    *unreadable = 0;
+                    return Err(self.router_stop(format!(
+                        "the router's weight could not be read {limit} times in a row: {e}"
+                    )));
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Judges a sample of both tracks, journals and publishes it.
     pub(crate) fn record_sample(
         &mut self,
         pair: TrackPair,
         error: Option<String>,
-    ) -> Result<(Verdict, Vec<String>, bool), Stop> {
+        interval: Duration,
+    ) -> Result<Input, Stop> {
         let source_failed = error.is_some();
         let (verdict, reasons) = match error {
             Some(e) => (Verdict::Inconclusive, vec![e]),
             None => judge(&pair, &self.plan.analysis),
         };
         self.record(Event::Analysis {
-            weight: self.weight,
+            weight: self.state.weight,
             canary: pair.canary.clone(),
             stable: pair.stable.clone(),
             verdict,
             reasons: reasons.clone(),
         })?;
-        self.snap.verdict = Some(verdict);
-        self.snap.samples.push(AnalysisPoint {
+        if source_failed {
+            self.state.message = Some(format!("metric source failing: {}", reasons.join("; ")));
+        }
+        self.state.verdict = Some(verdict);
+        self.state.push_sample(AnalysisPoint {
             t: self.started.elapsed().as_secs_f64(),
             at: Utc::now(),
-            weight: self.weight,
+            weight: self.state.weight,
             pair,
             verdict,
             reasons: reasons.clone(),
         });
-        if self.snap.samples.len() > SAMPLES_KEPT {
-            let extra = self.snap.samples.len() - SAMPLES_KEPT;
-            self.snap.samples.drain(..extra);
-        }
         self.publish();
-        Ok((verdict, reasons, source_failed))
+        Ok(Input::Sample {
+            verdict,
+            source_failed,
+            reasons,
+            interval,
+        })
     }
 
-    /// One sample from the metric source, as a future of its own; a failing
-    /// or slow source is no data (with the reason).
-    pub(crate) fn sampler(&self, window: Duration) -> Sampling {
+    /// One sample from the metric source, as a future of its own (a failing
+    /// or slow source is no data, with the reason), and the router's weight
+    /// read back meanwhile when `read_back`.
+    pub(crate) fn sampler(&self, window: Duration, read_back: bool) -> Sampling {
         let source = self.source.clone();
+        let router = self.router.clone().filter(|_| read_back);
         let limit = self.plan.analysis.interval.max(Duration::from_secs(2));
         Box::pin(async move {
-            let Some(source) = source else {
-                return (TrackPair::default(), Some("no metric source".into()));
+            let sample = async {
+                let Some(source) = source else {
+                    return (TrackPair::default(), Some("no metric source".to_string()));
+                };
+                match tokio::time::timeout(limit, source.sample(window)).await {
+                    Ok(Ok(pair)) => (pair, None),
+                    Ok(Err(e)) => (TrackPair::default(), Some(e.to_string())),
+                    Err(_) => (
+                        TrackPair::default(),
+                        Some(format!(
+                            "{} metric source gave no sample within {}",
+                            source.kind(),
+                            humantime::format_duration(limit)
+                        )),
+                    ),
+                }
             };
-            match tokio::time::timeout(limit, source.sample(window)).await {
-                Ok(Ok(pair)) => (pair, None),
-                Ok(Err(e)) => (TrackPair::default(), Some(e.to_string())),
-                Err(_) => (
-                    TrackPair::default(),
-                    Some(format!(
-                        "{} metric source gave no sample within {}",
-                        source.kind(),
-                        humantime::format_duration(limit)
-                    )),
-                ),
+            let read = async {
+                let router = router?;
+                Some(
+                    match tokio::time::timeout(limit, router.current_weight()).await {
+                        Ok(r) => r.map_err(|e| e.to_string()),
+                        Err(_) => Err(format!(
+                            "no weight within {}",
+                            humantime::format_duration(limit)
+                        )),
+                    },
+                )
+            };
+            let ((pair, error), router_weight) = tokio::join!(sample, read);
+            SampleResult {
+                pair,
+                error,
+                router_weight,
             }
         })
     }

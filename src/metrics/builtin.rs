@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use hdrhistogram::Histogram;
 
-use super::{MetricError, MetricSource, Track, TrackPair, TrackSample};
+use super::{MetricError, MetricSource};
+
+use crate::domain::{Track, TrackPair, TrackSample};
 
 /// Latencies are recorded in microseconds; anything slower than an hour is
 /// recorded as an hour rather than dropped.

@@ -7,8 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{MetricError, MetricSource, TrackPair, TrackSample};
+use super::{MetricError, MetricSource};
+
 use crate::check::{shell, CheckContext};
+use crate::domain::{TrackPair, TrackSample};
 
 pub struct CommandSource {
     sample: String,

@@ -6,15 +6,16 @@
 //! only `p50_ms` is filled, with the average response time (`rtime`, over the
 //! server's last 1024 requests).
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{MetricError, MetricSource, TrackPair, TrackSample};
+use super::{MetricError, MetricSource};
+
 use crate::config::HaproxyTarget;
-use crate::router::haproxy::RuntimeApi;
+use crate::domain::{TrackPair, TrackSample};
+use crate::haproxy_api::{server_row, RuntimeApi};
 
 /// One server's running totals in `show stat`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,84 +26,25 @@ struct Counters {
     rtime_ms: Option<f64>,
 }
 
-/// Splits one CSV line; HAProxy quotes a field only when it holds a comma or quote.
-fn split_csv(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => fields.push(std::mem::take(&mut field)),
-            (c, _) => field.push(c),
-        }
-    }
-    fields.push(field);
-    fields
-}
-
 /// Finds `backend/server`'s totals in `show stat` output.
 fn server_counters(stat: &str, backend: &str, server: &str) -> Result<Counters, String> {
-    let mut lines = stat.lines();
-    let header = lines
-        .next()
-        .and_then(|h| h.strip_prefix("# "))
+    let row = server_row(stat, backend, server)?;
+    let number = |name: &str| row.get(name).and_then(|v| v.parse::<u64>().ok());
+    // req_tot counts HTTP requests per server (HAProxy 2.x); stot counts
+    // sessions, one per request in HTTP mode, and is there in every version.
+    let requests = number("req_tot")
+        .or_else(|| number("stot"))
         .ok_or_else(|| {
-            let first = stat.lines().next().unwrap_or("").trim();
-            format!("`show stat` did not answer with CSV (first line: {first:?})")
+            format!("`show stat` has no request count (req_tot or stot) for {backend}/{server}")
         })?;
-    let columns: HashMap<String, usize> = split_csv(header)
-        .into_iter()
-        .enumerate()
-        .map(|(i, name)| (name, i))
-        .collect();
-    let col = |name: &str| columns.get(name).copied();
-    let (Some(px), Some(sv)) = (col("pxname"), col("svname")) else {
-        return Err("`show stat` has no pxname/svname columns".into());
-    };
-    let mut backend_seen = false;
-    for line in lines {
-        let row = split_csv(line);
-        if row.get(px).map(String::as_str) != Some(backend) {
-            continue;
-        }
-        backend_seen = true;
-        if row.get(sv).map(String::as_str) != Some(server) {
-            continue;
-        }
-        let field = |name: &str| -> Option<&str> {
-            col(name)
-                .and_then(|i| row.get(i))
-                .map(|s| s.as_str())
-                .filter(|s| !s.is_empty())
-        };
-        let number = |name: &str| field(name).and_then(|v| v.parse::<u64>().ok());
-        // req_tot counts HTTP requests per server (HAProxy 2.x); stot counts
-        // sessions, one per request in HTTP mode, and is there in every version.
-        let requests = number("req_tot")
-            .or_else(|| number("stot"))
-            .ok_or_else(|| {
-                format!("`show stat` has no request count (req_tot or stot) for {backend}/{server}")
-            })?;
-        let errors = number("hrsp_5xx").ok_or_else(|| {
-            format!("`show stat` has no hrsp_5xx for {backend}/{server}: the backend must be in `mode http`")
-        })?;
-        let rtime_ms = field("rtime").and_then(|v| v.parse::<f64>().ok());
-        return Ok(Counters {
-            requests,
-            errors,
-            rtime_ms,
-        });
-    }
-    Err(if backend_seen {
-        format!("backend \"{backend}\" has no server \"{server}\" in `show stat`: check stable_server and canary_server")
-    } else {
-        format!("HAProxy has no backend \"{backend}\" in `show stat`: check backend in [traffic.router]")
+    let errors = number("hrsp_5xx").ok_or_else(|| {
+        format!("`show stat` has no hrsp_5xx for {backend}/{server}: the backend must be in `mode http`")
+    })?;
+    let rtime_ms = row.get("rtime").and_then(|v| v.parse::<f64>().ok());
+    Ok(Counters {
+        requests,
+        errors,
+        rtime_ms,
     })
 }
 
@@ -222,11 +164,6 @@ other,v2,0,5,5,5,1,,\n";
         let stat = "# pxname,svname,stot,hrsp_5xx,rtime\napp,v2,40,2,\n";
         let c = server_counters(stat, "app", "v2").unwrap();
         assert_eq!((c.requests, c.errors, c.rtime_ms), (40, 2, None));
-    }
-
-    #[test]
-    fn csv_fields_handle_quotes() {
-        assert_eq!(split_csv("a,\"b,c\",\"d\"\"e\","), ["a", "b,c", "d\"e", ""]);
     }
 
     fn c(requests: u64, errors: u64) -> Counters {

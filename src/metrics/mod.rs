@@ -7,38 +7,12 @@ pub mod command;
 pub mod haproxy;
 pub mod prometheus;
 
+pub use crate::domain::{Track, TrackPair, TrackSample};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 pub use builtin::TrafficStats;
-
-/// Which version a request went to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Track {
-    Stable,
-    Canary,
-}
-
-/// One track's figures over the analysis window. `None` means no data.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TrackSample {
-    pub requests: u64,
-    pub errors: u64,
-    pub error_rate: Option<f64>,
-    pub p50_ms: Option<f64>,
-    pub p95_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-}
-
-/// Both tracks sampled over the same window.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TrackPair {
-    pub canary: TrackSample,
-    pub stable: TrackSample,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetricError {

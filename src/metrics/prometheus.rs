@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{MetricError, MetricSource, TrackPair, TrackSample};
+use super::{MetricError, MetricSource};
+
+use crate::domain::{TrackPair, TrackSample};
 
 pub use crate::config::PrometheusConfig;
 

@@ -27,7 +27,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{Router, RouterError};
-use crate::metrics::{Track, TrafficStats};
+use crate::domain::Track;
+use crate::metrics::TrafficStats;
 
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 

@@ -1,170 +1,17 @@
-//! The HAProxy router: the two servers' weights over HAProxy's runtime API,
-//! and [`RuntimeApi`], the small client the HAProxy metric source shares.
+//! The HAProxy router: the two servers' weights over HAProxy's runtime API
+//! (through [`crate::haproxy_api::RuntimeApi`]).
 //!
 //! HAProxy weights are relative, so a canary weight `w` is written as weight
 //! `w` on the canary server and `100 - w` on the stable one; weight 0 drains a
 //! server. Runtime weights live in memory only: a reload of HAProxy forgets
 //! them unless `server-state-file` / `load-server-state-from-file` keep them.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
 
 use super::{Router, RouterError};
 use crate::config::HaproxyTarget;
-
-/// Longest reply read; `show stat` of a large HAProxy is well under this.
-const MAX_REPLY: usize = 16 * 1024 * 1024;
-
-/// Where the runtime API listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Endpoint {
-    Unix(PathBuf),
-    Tcp(String),
-}
-
-/// Why a runtime API command got no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeApiError {
-    #[error("cannot connect to HAProxy's runtime API at {address}: {error} (is HAProxy running, with `stats socket {address} level admin` in its global section?)")]
-    Connect {
-        address: String,
-        error: std::io::Error,
-    },
-    #[error("HAProxy's runtime API at {address} gave no complete answer to `{command}` within {timeout}")]
-    Timeout {
-        address: String,
-        command: String,
-        timeout: String,
-    },
-    #[error("talking to HAProxy's runtime API at {address} (`{command}`): {error}")]
-    Io {
-        address: String,
-        command: String,
-        error: std::io::Error,
-    },
-}
-
-/// A client for HAProxy's runtime API (the "stats socket"): one command per
-/// connection, the reply read until HAProxy closes it.
-#[derive(Debug, Clone)]
-pub struct RuntimeApi {
-    address: String,
-    endpoint: Endpoint,
-    timeout: Duration,
-}
-
-impl RuntimeApi {
-    /// `socket` is a unix socket path (optionally `unix@path`) or `host:port`
-    /// (optionally `ipv4@host:port`), as in HAProxy's `stats socket` line.
-    pub fn new(socket: &str) -> Self {
-        RuntimeApi {
-            address: socket.to_string(),
-            endpoint: parse_endpoint(socket),
-            timeout: Duration::from_secs(5),
-        }
-    }
-
-    /// Bounds each command, connect to last byte.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    pub fn address(&self) -> &str {
-        &self.address
-    }
-
-    /// Sends one command and returns HAProxy's reply (an empty reply means
-    /// success for the `set` commands).
-    pub async fn send(&self, command: &str) -> Result<String, RuntimeApiError> {
-        let exchange = async {
-            match &self.endpoint {
-                Endpoint::Unix(path) => {
-                    let stream = tokio::net::UnixStream::connect(path)
-                        .await
-                        .map_err(|error| self.connect_error(error))?;
-                    self.exchange(stream, command).await
-                }
-                Endpoint::Tcp(addr) => {
-                    let stream = tokio::net::TcpStream::connect(addr.as_str())
-                        .await
-                        .map_err(|error| self.connect_error(error))?;
-                    self.exchange(stream, command).await
-                }
-            }
-        };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(reply) => reply,
-            Err(_) => Err(RuntimeApiError::Timeout {
-                address: self.address.clone(),
-                command: command.to_string(),
-                timeout: humantime::format_duration(self.timeout).to_string(),
-            }),
-        }
-    }
-
-    fn connect_error(&self, error: std::io::Error) -> RuntimeApiError {
-        RuntimeApiError::Connect {
-            address: self.address.clone(),
-            error,
-        }
-    }
-
-    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
-        mut stream: S,
-        command: &str,
-    ) -> Result<String, RuntimeApiError> {
-        let io = |error| RuntimeApiError::Io {
-            address: self.address.clone(),
-            command: command.to_string(),
-            error,
-        };
-        // Without `prompt`, HAProxy answers one line of commands and closes.
-        stream
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .map_err(io)?;
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            let n = stream.read(&mut buf).await.map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            reply.extend_from_slice(&buf[..n]);
-            if reply.len() > MAX_REPLY {
-                return Err(io(std::io::Error::other("reply larger than 16 MiB")));
-            }
-        }
-        Ok(String::from_utf8_lossy(&reply).into_owned())
-    }
-}
-
-fn parse_endpoint(socket: &str) -> Endpoint {
-    if let Some(path) = socket.strip_prefix("unix@") {
-        return Endpoint::Unix(PathBuf::from(path));
-    }
-    for prefix in ["ipv4@", "ipv6@", "tcp@", "tcp4@", "tcp6@"] {
-        if let Some(addr) = socket.strip_prefix(prefix) {
-            return Endpoint::Tcp(addr.to_string());
-        }
-    }
-    // host:port when the part after the last ':' is a port and there is no '/'.
-    let is_host_port = !socket.contains('/')
-        && socket
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-    if is_host_port {
-        Endpoint::Tcp(socket.to_string())
-    } else {
-        Endpoint::Unix(PathBuf::from(socket))
-    }
-}
+use crate::haproxy_api::{self, RuntimeApi};
 
 /// Turns HAProxy's reply to a command about `backend/server` into an error
 /// saying what to fix, or `None` when the reply means success.
@@ -312,6 +159,25 @@ impl Router for HaproxyRouter {
         result
     }
 
+    async fn stable_health(&self) -> Result<Option<bool>, RouterError> {
+        let stat = self
+            .api
+            .send("show stat")
+            .await
+            .map_err(|e| self.error(e.to_string()))?;
+        let row = haproxy_api::server_row(&stat, &self.target.backend, &self.target.stable_server)
+            .map_err(|e| self.error(e))?;
+        // "UP", "UP 1/3" (going down), "DOWN", "MAINT", "no check" (no health check).
+        let status = row.get("status").map(String::as_str).unwrap_or("");
+        Ok(if status.starts_with("UP") {
+            Some(true)
+        } else if status.starts_with("DOWN") || status.contains("MAINT") {
+            Some(false)
+        } else {
+            None
+        })
+    }
+
     async fn current_weight(&self) -> Result<u8, RouterError> {
         let (canary, stable) = self.server_weights().await?;
         canary_percent(canary, stable).ok_or_else(|| {
@@ -327,37 +193,13 @@ impl Router for HaproxyRouter {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use tokio::io::AsyncWriteExt;
+
     use super::*;
     use std::sync::{Arc, Mutex as StdMutex};
     use tokio::io::AsyncBufReadExt;
-
-    #[test]
-    fn endpoints_are_unix_paths_or_host_port() {
-        assert_eq!(
-            parse_endpoint("/run/haproxy/admin.sock"),
-            Endpoint::Unix("/run/haproxy/admin.sock".into())
-        );
-        assert_eq!(
-            parse_endpoint("unix@/tmp/a.sock"),
-            Endpoint::Unix("/tmp/a.sock".into())
-        );
-        assert_eq!(
-            parse_endpoint("admin.sock"),
-            Endpoint::Unix("admin.sock".into())
-        );
-        assert_eq!(
-            parse_endpoint("127.0.0.1:9999"),
-            Endpoint::Tcp("127.0.0.1:9999".into())
-        );
-        assert_eq!(
-            parse_endpoint("ipv4@10.0.0.1:9999"),
-            Endpoint::Tcp("10.0.0.1:9999".into())
-        );
-        assert_eq!(
-            parse_endpoint("lb.internal:9999"),
-            Endpoint::Tcp("lb.internal:9999".into())
-        );
-    }
 
     #[test]
     fn haproxy_error_replies_say_what_to_fix() {

@@ -38,6 +38,12 @@ pub trait Router: Send + Sync {
     async fn set_weight(&self, weight: u8) -> Result<(), RouterError>;
     /// Reads the weight the router really applies now.
     async fn current_weight(&self) -> Result<u8, RouterError>;
+    /// The router's own health view of the stable server: `Some(true)` when
+    /// its health check sees it up, `Some(false)` when down, `None` when the
+    /// router has no such view.
+    async fn stable_health(&self) -> Result<Option<bool>, RouterError> {
+        Ok(None)
+    }
 }
 
 /// A router built from the plan, with the built-in router's own traffic counts

@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
 use ratatui::Frame;
 
+use crate::domain::TrackSample;
 use crate::engine::snapshot::AnalysisPoint;
-use crate::metrics::TrackSample;
 
 use super::app::App;
 use super::screen::pane_block;

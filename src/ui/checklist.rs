@@ -12,7 +12,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::engine::snapshot::{CheckStatus, CheckView, StageName, StageStatus, StageView};
+use crate::engine::snapshot::{CheckStatus, CheckView, StageStatus, StageView};
+
+use crate::domain::StageName;
 
 use super::app::{App, Pane};
 use super::screen::pane_block;
@@ -234,7 +236,7 @@ fn output_lines(app: &App, width: usize, room: usize) -> Vec<Line<'static>> {
         Span::styled(heading, theme.title),
         Span::styled(rule, theme.border),
     ])];
-    let target = match check.kind {
+    let target = match check.kind.as_str() {
         "run" => format!("$ {}", check.target),
         "http" => format!("GET {}", check.target),
         "tcp" => format!("connect {}", check.target),

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Command, Snapshot};
+use crate::engine::{Command, Commands, Snapshot};
 
 use super::app::{App, SendFailure};
 use super::input::Input;
@@ -35,7 +35,7 @@ pub enum LoopEnd {
 
 pub struct Channels {
     pub snapshots: watch::Receiver<Snapshot>,
-    pub commands: mpsc::Sender<Command>,
+    pub commands: Commands,
     pub hangup: CancellationToken,
     pub input: mpsc::Receiver<Input>,
 }
@@ -105,7 +105,7 @@ pub async fn run<B: Backend>(
 }
 
 /// Hands a command to the engine without waiting for it.
-fn send(commands: &mpsc::Sender<Command>, command: Command, app: &mut App) {
+fn send(commands: &Commands, command: Command, app: &mut App) {
     tracing::debug!(target: "cutover::ui", ?command, "operator command");
     match commands.try_send(command) {
         Ok(()) => {}

@@ -7,7 +7,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::engine::snapshot::{Gate, Outcome, Phase, Verdict};
+use crate::engine::snapshot::{Gate, Phase};
+
+use crate::domain::{Outcome, Verdict};
 
 use super::app::App;
 use super::text;

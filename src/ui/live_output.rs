@@ -1,8 +1,8 @@
 //! Live output of running checks for the checklist's output tail.
 //!
 //! The engine fills a check's `output_tail` when the check ends; while it runs,
-//! its lines only travel as tracing events (target `cutover::output`, message
-//! `check │ line`). This layer keeps the last lines per check name.
+//! its lines only travel as tracing events (target `cutover::output`, fields
+//! `check` and `line`). This layer keeps the last lines per check name.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
-/// Target of the engine's check output events.
-pub const OUTPUT_TARGET: &str = "cutover::output";
+use crate::check::shell::OUTPUT_TARGET;
 /// Lines kept per check; the pane never shows more.
 const LINES_PER_CHECK: usize = 40;
 
@@ -45,6 +44,24 @@ impl LiveOutput {
     }
 }
 
+/// The `check` and `line` fields of an output event.
+#[derive(Default)]
+struct OutputFields {
+    check: Option<String>,
+    line: Option<String>,
+}
+
+impl tracing::field::Visit for OutputFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "check" => self.check = Some(value.to_string()),
+            "line" => self.line = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    fn record_debug(&mut self, _field: &tracing::field::Field, _value: &dyn std::fmt::Debug) {}
+}
+
 /// Feeds [`LiveOutput`] from the engine's check output events.
 pub struct LiveOutputLayer {
     pub store: Arc<LiveOutput>,
@@ -55,10 +72,10 @@ impl<S: Subscriber> Layer<S> for LiveOutputLayer {
         if event.metadata().target() != OUTPUT_TARGET {
             return;
         }
-        let mut message = crate::logging::Message::default();
-        event.record(&mut message);
-        if let Some((check, text)) = crate::check::shell::split_output_message(&message.0) {
-            self.store.push(check, text);
+        let mut fields = OutputFields::default();
+        event.record(&mut fields);
+        if let (Some(check), Some(line)) = (fields.check, fields.line) {
+            self.store.push(&check, &line);
         }
     }
 }
@@ -77,10 +94,9 @@ mod tests {
         });
         tracing::subscriber::with_default(subscriber, || {
             let check = "Run database migrations";
-            let line = |l: &str| crate::check::shell::output_message(check, l);
-            tracing::info!(target: "cutover::output", "{}", line("applying 0041"));
-            tracing::info!(target: "cutover::output", "{}", line("applying 0042"));
-            tracing::info!(target: "cutover", "{}", line("not output"));
+            crate::check::shell::log_output(check, "applying 0041");
+            crate::check::shell::log_output(check, "applying 0042");
+            tracing::info!(target: "cutover", check = check, line = "not output");
         });
         assert_eq!(
             store.tail("Run database migrations", 5),

@@ -33,7 +33,7 @@ pub use theme::Theme;
 /// The channels between the dashboard and the engine.
 pub struct DashboardIo {
     pub snapshots: tokio::sync::watch::Receiver<crate::engine::Snapshot>,
-    pub commands: tokio::sync::mpsc::Sender<crate::engine::Command>,
+    pub commands: crate::engine::Commands,
     /// Cancelled by the CLI when the terminal is gone (SIGHUP): stop at once, no busy loop.
     pub hangup: tokio_util::sync::CancellationToken,
 }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::engine::snapshot::{CheckStatus, Outcome, StageStatus};
+use crate::engine::snapshot::{CheckStatus, StageStatus};
+
+use crate::domain::Outcome;
 
 /// `4.2s`, `12s`, `3m05s`, `1h02m`: short, for the checklist.
 pub fn short_duration(duration: Duration) -> String {

@@ -7,7 +7,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::engine::snapshot::{Phase, TrafficView, Verdict};
+use crate::engine::snapshot::{Phase, TrafficView};
+
+use crate::domain::Verdict;
 
 use super::app::{App, Pane};
 use super::screen::pane_block;

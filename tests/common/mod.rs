@@ -11,6 +11,17 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_cutover")
 }
 
+/// The account this test process runs as, as the kernel names it: the
+/// operator cutover records (it does not take `$USER`'s word for it).
+pub fn account() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
 /// A free loopback port (bound, then released).
 pub fn free_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use cutover::domain::{Outcome, StageName, Strategy, TrackPair, TrackSample, Verdict};
 use cutover::engine::snapshot::{
-    AnalysisPoint, CheckStatus, CheckView, Gate, Outcome, Phase, StageName, StageStatus, StageView,
-    Strategy, Thresholds, TrafficView, Verdict,
+    AnalysisPoint, CheckStatus, CheckView, Gate, Phase, StageStatus, StageView, Thresholds,
+    TrafficView,
 };
 use cutover::engine::Snapshot;
-use cutover::metrics::{TrackPair, TrackSample};
 
 /// 2025-03-14T09:00:00Z, the fixed start of every fixture deployment.
 pub fn started_at() -> DateTime<Utc> {
@@ -25,7 +25,7 @@ pub fn at(secs: i64) -> DateTime<Utc> {
 fn check(kind: &'static str, name: &str, target: &str) -> CheckView {
     CheckView {
         name: name.to_string(),
-        kind,
+        kind: kind.to_string(),
         target: target.to_string(),
         status: CheckStatus::Pending,
         duration: None,
@@ -146,7 +146,7 @@ fn traffic(weight: u8) -> TrafficView {
         strategy: Strategy::Canary,
         next_step: steps.iter().copied().find(|s| *s > weight),
         steps,
-        router: "builtin",
+        router: "builtin".to_string(),
         current_weight: weight,
         requested_weight: None,
         waiting_approval: false,
@@ -154,6 +154,7 @@ fn traffic(weight: u8) -> TrafficView {
         baked: Duration::from_secs(40),
         bake: Duration::from_secs(60),
         rollback_weight_ms: None,
+        failing: (0, 3),
         approval_manual: true,
     }
 }
@@ -236,6 +237,7 @@ fn base() -> Snapshot {
         gate: None,
         outcome: None,
         message: None,
+        rollback_requested_at: None,
         revision: 1,
     }
 }

@@ -4,7 +4,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -90,15 +89,12 @@ pub fn acquire(state_dir: &Path, operator: &str) -> Result<StateLock, LockError>
         path: path.display().to_string(),
         source,
     };
-    crate::journal::ensure_state_dir(state_dir).map_err(io)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io)?;
+    super::state_dir::ensure(state_dir).map_err(io)?;
+    let file = super::state_dir::open_or_create(
+        &path,
+        OpenOptions::new().read(true).write(true).truncate(false),
+    )
+    .map_err(io)?;
     let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
         Err((mut file, _)) => {

@@ -1,36 +1,19 @@
 //! The journal: one append-only JSONL file per deployment, each line chained to
-//! the previous one by a SHA-256 hash, written and flushed before it counts.
+//! the previous one by a SHA-256 hash, written and flushed before it counts,
+//! and its end anchored in `<id>.anchor` (the last seq and hash), so cutting
+//! lines off the end is detected too.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+use super::state_dir;
+pub use super::state_dir::deployments_dir;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-
-/// Where a state dir keeps its journals.
-pub fn deployments_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("deployments")
-}
-
-/// Creates the state dir (0700) and its deployments dir.
-pub fn ensure_state_dir(state_dir: &Path) -> io::Result<PathBuf> {
-    let dir = deployments_dir(state_dir);
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
-    // A pre-existing dir keeps its mode unless we tighten it.
-    for d in [state_dir, dir.as_path()] {
-        let meta = fs::metadata(d)?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            fs::set_permissions(d, fs::Permissions::from_mode(0o700))?;
-        }
-    }
-    Ok(dir)
-}
 
 /// One journal line as written.
 #[derive(Debug, Clone)]
@@ -42,25 +25,65 @@ pub struct Line {
 }
 
 pub struct Journal {
+    /// Masked in every line before it is hashed and written.
+    secrets: std::sync::Arc<crate::redact::Secrets>,
     file: File,
+    anchor: File,
     path: PathBuf,
     seq: u64,
     prev_hash: String,
+}
+
+/// Bytes of the anchor record (padded), written in place with one `pwrite`.
+const ANCHOR_BYTES: usize = 128;
+
+/// Where a journal's anchor is.
+pub fn anchor_path(journal: &Path) -> PathBuf {
+    journal.with_extension("anchor")
+}
+
+/// The end of a journal as last written: its final seq and hash.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Anchor {
+    pub seq: u64,
+    pub hash: String,
+}
+
+fn read_anchor(journal: &Path) -> io::Result<Option<Anchor>> {
+    match fs::read(anchor_path(journal)) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            serde_json::from_str(text.trim_end_matches(['\0', ' ', '\n']))
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("anchor: {e}")))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 impl Journal {
     /// Creates a new journal `<state_dir>/deployments/<id>.jsonl` (0600), failing
     /// if it exists.
     pub fn create(state_dir: &Path, id: &str) -> io::Result<Journal> {
-        let dir = ensure_state_dir(state_dir)?;
+        let dir = state_dir::ensure(state_dir)?;
         let path = dir.join(format!("{id}.jsonl"));
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
+        let file = state_dir::create_new(&path, OpenOptions::new().append(true))?;
+        let anchor = match state_dir::create_new(
+            &anchor_path(&path),
+            OpenOptions::new().read(true).write(true),
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                // Leave no journal without its anchor behind.
+                let _ = fs::remove_file(&path);
+                return Err(e);
+            }
+        };
         Ok(Journal {
+            secrets: Default::default(),
             file,
+            anchor,
             path,
             seq: 0,
             prev_hash: String::new(),
@@ -76,13 +99,41 @@ impl Journal {
                 format!("{}: line {}: {}", path.display(), bad.line, bad.message),
             ));
         }
-        let file = OpenOptions::new().append(true).open(path)?;
+        let file = state_dir::open_existing(path, OpenOptions::new().append(true))?;
+        let anchor = state_dir::open_or_create(
+            &anchor_path(path),
+            OpenOptions::new().read(true).write(true).truncate(false),
+        )?;
         Ok(Journal {
+            secrets: Default::default(),
             file,
+            anchor,
             path: path.to_path_buf(),
             seq: report.lines,
             prev_hash: report.last_hash,
         })
+    }
+
+    /// Creates a new journal named `base_id`, or `base_id-2`, `-3`… when
+    /// that name is taken (two runs in one second); returns the id used.
+    pub fn create_unique(state_dir: &Path, base_id: &str) -> io::Result<(String, Journal)> {
+        let mut id = base_id.to_string();
+        let mut n = 1;
+        loop {
+            match Journal::create(state_dir, &id) {
+                Ok(j) => return Ok((id, j)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => {
+                    n += 1;
+                    id = format!("{base_id}-{n}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Masks these secrets in every line written from now on.
+    pub fn set_secrets(&mut self, secrets: std::sync::Arc<crate::redact::Secrets>) {
+        self.secrets = secrets;
     }
 
     pub fn path(&self) -> &Path {
@@ -95,14 +146,14 @@ impl Journal {
         let report = verify(path)?;
         match report.problem {
             None => Ok((Journal::reopen(path)?, None)),
-            Some(bad) if bad.message.contains("torn") => {
+            Some(bad) if bad.torn => {
                 let text = fs::read(path)?;
                 let keep = text
                     .iter()
                     .rposition(|b| *b == b'\n')
                     .map(|i| i + 1)
                     .unwrap_or(0);
-                let f = OpenOptions::new().write(true).open(path)?;
+                let f = state_dir::open_existing(path, OpenOptions::new().write(true))?;
                 f.set_len(keep as u64)?;
                 f.sync_all()?;
                 Ok((Journal::reopen(path)?, Some(bad)))
@@ -119,7 +170,8 @@ impl Journal {
     pub fn append<E: Serialize>(&mut self, event: &E) -> io::Result<Line> {
         let ts = Utc::now();
         let seq = self.seq + 1;
-        let body = serde_json::to_value(event).map_err(io::Error::other)?;
+        let mut body = serde_json::to_value(event).map_err(io::Error::other)?;
+        self.secrets.redact_json(&mut body);
         let serde_json::Value::Object(fields) = body else {
             return Err(io::Error::other("a journal event must be a JSON object"));
         };
@@ -141,8 +193,25 @@ impl Journal {
         self.file.write_all(&buf)?;
         self.file.sync_data()?;
         self.seq = seq;
+        self.write_anchor(&hash)?;
         self.prev_hash = hash;
         Ok(Line { seq, ts, text })
+    }
+
+    /// Records the journal's end (one in-place write within a sector, synced).
+    fn write_anchor(&self, hash: &str) -> io::Result<()> {
+        let body = serde_json::to_string(&Anchor {
+            seq: self.seq,
+            hash: hash.to_string(),
+        })
+        .map_err(io::Error::other)?;
+        let mut buf = body.into_bytes();
+        buf.resize(ANCHOR_BYTES, b' ');
+        if let Some(last) = buf.last_mut() {
+            *last = b'\n';
+        }
+        self.anchor.write_all_at(&buf, 0)?;
+        self.anchor.sync_data()
     }
 }
 
@@ -170,6 +239,9 @@ pub struct BadLine {
     /// 1-based line number in the file.
     pub line: u64,
     pub message: String,
+    /// The last line has no newline (a writer stopped mid-line): repairable
+    /// by cutting it off.
+    pub torn: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -183,7 +255,9 @@ pub struct VerifyReport {
 pub fn verify(path: &Path) -> io::Result<VerifyReport> {
     let mut reader = BufReader::new(File::open(path)?);
     let mut prev = String::new();
+    let mut before_prev = String::new();
     let mut n = 0u64;
+    let mut anchored = false;
     let mut raw = Vec::new();
     loop {
         raw.clear();
@@ -198,12 +272,16 @@ pub fn verify(path: &Path) -> io::Result<VerifyReport> {
             problem: Some(BadLine {
                 line: lineno,
                 message,
+                torn: false,
             }),
         };
         if raw.last() != Some(&b'\n') {
-            return Ok(bad(
-                "the last line is torn (no newline): the writer stopped mid-line".into(),
-            ));
+            let mut report =
+                bad("the last line is torn (no newline): the writer stopped mid-line".into());
+            if let Some(p) = report.problem.as_mut() {
+                p.torn = true;
+            }
+            return Ok(report);
         }
         let Ok(text) = std::str::from_utf8(&raw[..raw.len() - 1]) else {
             return Ok(bad("not UTF-8".into()));
@@ -223,36 +301,67 @@ pub fn verify(path: &Path) -> io::Result<VerifyReport> {
                     .into(),
             ));
         }
-        let seq = serde_json::from_str::<serde_json::Value>(&unsigned)
-            .ok()
-            .and_then(|v| v.get("seq").and_then(|s| s.as_u64()));
+        let value = serde_json::from_str::<serde_json::Value>(&unsigned).ok();
+        let seq = value.as_ref().and_then(|v| v.get("seq")?.as_u64());
         if seq != Some(lineno) {
             return Ok(bad(format!("seq is {seq:?}, expected {lineno}")));
         }
-        prev = hash.to_string();
+        if lineno == 1 {
+            anchored = value.and_then(|v| v.get("anchored")?.as_bool()) == Some(true);
+        }
+        before_prev = std::mem::replace(&mut prev, hash.to_string());
         n += 1;
     }
+    let problem = check_anchor(path, anchored, n, &prev, &before_prev)?;
     Ok(VerifyReport {
         lines: n,
         last_hash: prev,
-        problem: None,
+        problem,
     })
 }
 
-/// Every complete line of a journal as JSON (a torn or unparsable line ends the read).
-pub fn read_events(path: &Path) -> io::Result<Vec<serde_json::Value>> {
-    let text = fs::read_to_string(path)?;
-    let mut out = Vec::new();
-    for line in text.split_inclusive('\n') {
-        if !line.ends_with('\n') {
-            break;
+/// The anchor must name the last line, or the one before it (a run stopped
+/// between writing a line and its anchor).
+fn check_anchor(
+    path: &Path,
+    anchored: bool,
+    lines: u64,
+    last: &str,
+    before_last: &str,
+) -> io::Result<Option<BadLine>> {
+    let anchor = match read_anchor(path) {
+        Ok(a) => a,
+        Err(e) => {
+            return Ok(Some(BadLine {
+                line: lines,
+                message: format!("the anchor cannot be read: {e}"),
+                torn: false,
+            }))
         }
-        match serde_json::from_str(line.trim_end()) {
-            Ok(v) => out.push(v),
-            Err(_) => break,
-        }
-    }
-    Ok(out)
+    };
+    let problem = match anchor {
+        None if anchored => Some("the anchor beside the journal is missing".to_string()),
+        None => None,
+        Some(a) if a.seq > lines => Some(format!(
+            "the journal ends at line {lines} but its anchor records line {}: lines were cut off its end",
+            a.seq
+        )),
+        Some(a) if a.seq == lines && a.hash == last => None,
+        Some(a) if a.seq + 1 == lines && a.hash == before_last => None,
+        Some(a) if a.seq + 1 < lines => Some(format!(
+            "the anchor records line {} but the journal has {lines} lines: lines were added without it",
+            a.seq
+        )),
+        Some(a) => Some(format!(
+            "line {} does not match the hash its anchor records: the end of the journal was rewritten",
+            a.seq
+        )),
+    };
+    Ok(problem.map(|message| BadLine {
+        line: lines,
+        message,
+        torn: false,
+    }))
 }
 
 /// The journals of a state dir, oldest first (ids start with a UTC timestamp).
@@ -277,6 +386,8 @@ pub fn list(state_dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[derive(Serialize)]

@@ -2,53 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::snapshot::{Outcome, StageName, Verdict};
-use crate::metrics::TrackSample;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StageOutcome {
-    Passed,
-    Warned,
-    Failed,
-    Skipped,
-    NotConfigured,
-    Interrupted,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckOutcome {
-    Passed,
-    Failed,
-    Warned,
-    Skipped,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WeightSource {
-    Plan,
-    Operator,
-    Rollback,
-    Resume,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RollbackSource {
-    Operator,
-    Analysis,
-    Check,
-    Signal,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RollbackOutcome {
-    Succeeded,
-    Failed,
-}
+use crate::domain::{
+    CheckOutcome, GateTarget, Outcome, RollbackOutcome, RollbackSource, StageName, StageOutcome,
+    Strategy, TrackSample, Verdict, WeightSource,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -62,11 +19,15 @@ pub enum Event {
         environment: Option<String>,
         operator: String,
         #[serde(skip_serializing_if = "Option::is_none", default)]
-        strategy: Option<String>,
+        strategy: Option<Strategy>,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         steps: Option<Vec<u8>>,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         router: Option<String>,
+        /// The journal keeps an anchor of its end beside it (a missing anchor
+        /// is then a break).
+        #[serde(default)]
+        anchored: bool,
     },
     StageStarted {
         stage: StageName,
@@ -133,6 +94,10 @@ pub enum Event {
         reason: String,
         source: RollbackSource,
         operator: String,
+        /// When it was asked for (the key press, the failing sample); the
+        /// rollback's timing starts here.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        requested_at: Option<chrono::DateTime<chrono::Utc>>,
     },
     RollbackFinished {
         outcome: RollbackOutcome,
@@ -158,6 +123,57 @@ pub enum Event {
     },
     /// Something worth a line in the record (a stale lock taken over, a torn
     /// journal line dropped).
+    /// An approval that was not for the gate open at the time: refused.
+    ApprovalRefused {
+        /// What the operator approved, as they saw it.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        requested: Option<GateTarget>,
+        /// The gate open when it arrived, if any.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        open: Option<GateTarget>,
+        operator: String,
+        reason: String,
+    },
+    /// A command started in its own process group (checks, router changes),
+    /// so a resumed run can make sure it is gone.
+    CommandStarted {
+        pgid: i32,
+        /// The group leader's start time, in clock ticks since boot (Linux
+        /// `/proc/PID/stat` field 22), to tell the group from a later one
+        /// that reuses its id.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        start_ticks: Option<u64>,
+        what: String,
+    },
+    /// The command of `pgid` exited (its group may keep background jobs).
+    CommandFinished {
+        pgid: i32,
+    },
+    /// A group of an earlier run found alive on resume, and stopped.
+    OrphanStopped {
+        pgid: i32,
+        what: String,
+        processes: u32,
+    },
+    /// The router reads back a weight other than the one on record.
+    WeightDrift {
+        /// The weight the journal says the router applies.
+        expected: u8,
+        /// What the router reports (or the split it measured).
+        router_weight: u8,
+        detail: String,
+    },
+    /// A step that reached no verdict within `[traffic] step_deadline`.
+    StepDeadline {
+        weight: u8,
+        deadline_ms: u64,
+        reason: String,
+    },
+    /// An open deployment closed by the operator so a new one can start.
+    DeploymentAbandoned {
+        operator: String,
+        reason: String,
+    },
     Note {
         message: String,
     },
@@ -188,6 +204,13 @@ impl Event {
             Event::RollbackFinished { .. } => "rollback_finished",
             Event::DeploymentResumed { .. } => "deployment_resumed",
             Event::Note { .. } => "note",
+            Event::ApprovalRefused { .. } => "approval_refused",
+            Event::CommandStarted { .. } => "command_started",
+            Event::CommandFinished { .. } => "command_finished",
+            Event::OrphanStopped { .. } => "orphan_stopped",
+            Event::WeightDrift { .. } => "weight_drift",
+            Event::StepDeadline { .. } => "step_deadline",
+            Event::DeploymentAbandoned { .. } => "deployment_abandoned",
             Event::NotifyFailed { .. } => "notify_failed",
             Event::DeploymentFinished { .. } => "deployment_finished",
         }
@@ -221,7 +244,7 @@ impl Event {
             ),
             Event::StageStarted { stage } => format!("{stage}: started"),
             Event::StageFinished { stage, outcome } => {
-                format!("{stage}: {}", serde_plain(outcome))
+                format!("{stage}: {}", outcome.as_str().replace('_', " "))
             }
             Event::CheckStarted {
                 stage,
@@ -244,7 +267,7 @@ impl Event {
                 ..
             } => format!(
                 "{stage} / {check}: {} in {duration_ms} ms ({message})",
-                serde_plain(outcome)
+                outcome.as_str().replace('_', " ")
             ),
             Event::Approved {
                 stage,
@@ -262,7 +285,7 @@ impl Event {
                 operator,
             } => format!(
                 "weight {weight}% requested ({}, {operator})",
-                serde_plain(source)
+                source.as_str().replace('_', " ")
             ),
             Event::WeightApplied {
                 weight,
@@ -303,16 +326,17 @@ impl Event {
                 reason,
                 source,
                 operator,
+                ..
             } => format!(
                 "ROLLBACK started ({}, {operator}): {reason}",
-                serde_plain(source)
+                source.as_str().replace('_', " ")
             ),
             Event::RollbackFinished {
                 outcome,
                 weight_applied_ms,
                 problem,
             } => {
-                let mut s = format!("rollback {}", serde_plain(outcome));
+                let mut s = format!("rollback {}", outcome.as_str().replace('_', " "));
                 if let Some(ms) = weight_applied_ms {
                     s.push_str(&format!(
                         ": traffic back on stable {ms:.2} ms after the request"
@@ -339,6 +363,44 @@ impl Event {
                 s
             }
             Event::Note { message } => format!("note: {message}"),
+            Event::ApprovalRefused {
+                requested,
+                operator,
+                reason,
+                ..
+            } => match requested {
+                Some(gate) => format!("approval of {gate} by {operator} refused: {reason}"),
+                None => format!("approval by {operator} refused: {reason}"),
+            },
+            Event::CommandStarted { pgid, what, .. } => {
+                format!("{what}: started (process group {pgid})")
+            }
+            Event::CommandFinished { pgid } => format!("process group {pgid}: command exited"),
+            Event::OrphanStopped {
+                pgid,
+                what,
+                processes,
+            } => format!(
+                "{what}: process group {pgid} of an earlier run was still alive ({processes} process(es)): stopped"
+            ),
+            Event::WeightDrift {
+                expected,
+                router_weight,
+                detail,
+            } => format!(
+                "WEIGHT DRIFT: the journal says {expected}% but the router applies {router_weight}% ({detail})"
+            ),
+            Event::StepDeadline {
+                weight,
+                deadline_ms,
+                reason,
+            } => format!(
+                "step at {weight}% reached no verdict within {}: {reason}",
+                crate::record::story::format_duration_ms(Some(*deadline_ms))
+            ),
+            Event::DeploymentAbandoned { operator, reason } => {
+                format!("deployment abandoned by {operator}: {reason}")
+            }
             Event::NotifyFailed {
                 notice,
                 error,
@@ -363,12 +425,4 @@ impl Event {
             }
         }
     }
-}
-
-/// A unit enum's serde name ("passed", "rolled_back").
-fn serde_plain<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
-        .unwrap_or_default()
 }
