@@ -2,6 +2,7 @@
 //! from a bounded queue by a task of their own, so a slow or dead receiver
 //! never holds up a deployment or a rollback.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -73,6 +74,9 @@ pub struct Notifier {
     events: Vec<String>,
     task: JoinHandle<()>,
     failures_tx: mpsc::UnboundedSender<Failure>,
+    /// Notices queued or being delivered, so those still pending at exit are
+    /// reported as undelivered.
+    pending: Arc<Mutex<Vec<NoticeKind>>>,
 }
 
 impl Notifier {
@@ -81,13 +85,20 @@ impl Notifier {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (failures_tx, failures_rx) = mpsc::unbounded_channel();
         let events = plan.events.clone();
-        let task = tokio::spawn(deliver_all(plan, rx, failures_tx.clone()));
+        let pending = Arc::new(Mutex::new(Vec::new()));
+        let task = tokio::spawn(deliver_all(
+            plan,
+            rx,
+            failures_tx.clone(),
+            Arc::clone(&pending),
+        ));
         (
             Notifier {
                 tx: Some(tx),
                 events,
                 task,
                 failures_tx,
+                pending,
             },
             failures_rx,
         )
@@ -100,7 +111,11 @@ impl Notifier {
         }
         let Some(tx) = &self.tx else { return };
         let kind = notice.event;
+        if let Ok(mut p) = self.pending.lock() {
+            p.push(kind);
+        }
         if tx.try_send(notice).is_err() {
+            self.done(kind);
             let _ = self.failures_tx.send(Failure {
                 event: kind,
                 error: "the notification queue is full: notice dropped".into(),
@@ -109,13 +124,37 @@ impl Notifier {
         }
     }
 
-    /// Lets queued notices go out, waiting at most `limit`.
+    fn done(&self, kind: NoticeKind) {
+        if let Ok(mut p) = self.pending.lock() {
+            if let Some(i) = p.iter().position(|k| *k == kind) {
+                p.remove(i);
+            }
+        }
+    }
+
+    /// Lets queued notices go out, waiting at most `limit`; those still
+    /// pending then are reported as undelivered (for the journal).
     pub async fn flush(&mut self, limit: Duration) {
         self.tx = None;
         let task = &mut self.task;
         if tokio::time::timeout(limit, task).await.is_err() {
             self.task.abort();
-            tracing::warn!(target: "cutover", "notifications still undelivered after {}: given up", humantime::format_duration(limit));
+            let left = self
+                .pending
+                .lock()
+                .map(|mut p| std::mem::take(&mut *p))
+                .unwrap_or_default();
+            tracing::warn!(target: "cutover", "{} notification(s) still undelivered after {}: given up", left.len(), humantime::format_duration(limit));
+            for kind in left {
+                let _ = self.failures_tx.send(Failure {
+                    event: kind,
+                    error: format!(
+                        "not delivered before cutover exited ({} allowed)",
+                        humantime::format_duration(limit)
+                    ),
+                    attempts: 0,
+                });
+            }
         }
     }
 }
@@ -124,6 +163,7 @@ async fn deliver_all(
     plan: NotifyPlan,
     mut rx: mpsc::Receiver<Notice>,
     failures: mpsc::UnboundedSender<Failure>,
+    pending: Arc<Mutex<Vec<NoticeKind>>>,
 ) {
     let client = match reqwest::Client::builder().timeout(TIMEOUT).build() {
         Ok(c) => c,
@@ -132,12 +172,17 @@ async fn deliver_all(
             return;
         }
     };
-    let mut n = 0u64;
     while let Some(notice) = rx.recv().await {
-        n += 1;
-        let id = format!("msg_{}_{n}", notice.deployment_id);
+        // Unique across resumes of one deployment (a counter would restart).
+        let id = format!("msg_{}_{:016x}", notice.deployment_id, fastrand::u64(..));
         let kind = notice.event;
-        if let Err((error, attempts)) = deliver(&client, &plan, &notice, &id).await {
+        let delivered = deliver(&client, &plan, &notice, &id).await;
+        if let Ok(mut p) = pending.lock() {
+            if let Some(i) = p.iter().position(|k| *k == kind) {
+                p.remove(i);
+            }
+        }
+        if let Err((error, attempts)) = delivered {
             tracing::warn!(target: "cutover", "notification {} not delivered to {}: {error}", kind.as_str(), plan.webhook_display);
             let _ = failures.send(Failure {
                 event: kind,
@@ -155,10 +200,12 @@ async fn deliver(
     notice: &Notice,
     id: &str,
 ) -> Result<(), (String, u32)> {
-    let body = match plan.format {
+    // What leaves for the stakeholders carries no secret (a secret
+    // environment name, a token quoted in a reason).
+    let body = crate::redact::text(&match plan.format {
         NotifyFormat::Slack => slack_body(notice),
         NotifyFormat::Json => json_body(notice),
-    };
+    });
     let mut backoff = Duration::from_millis(500);
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {

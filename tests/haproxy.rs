@@ -222,6 +222,43 @@ fn headless_run_with_a_failing_canary_rolls_back_to_stable_only() {
 }
 
 #[test]
+fn a_rollback_onto_a_dead_stable_is_rollback_failed_not_clean() {
+    if !have_external("haproxy") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, stable) = demo_app("v1", &[]);
+    let (_v2, canary) = demo_app("v2", &["--error-rate", "0.5"]);
+    let h = Haproxy::start_checked(dir.path(), stable, canary);
+    write_plan(dir.path(), &h, "kind = \"haproxy\"", "5s");
+    let traffic = Traffic::start(h.front, Duration::from_millis(10), LIMIT);
+    let mut run = spawn_cutover(dir.path(), &["run", "--headless", "deploy.toml"]);
+    wait_for_event(&dir.path().join("state"), LIMIT, |e| {
+        e["event"] == "weight_applied" && e["weight"] == 50
+    });
+    // Stable dies while the failing canary is judged.
+    drop(v1);
+    let status = wait_exit(&mut run, LIMIT);
+    traffic.stop();
+    let (_, events) = journal(&dir.path().join("state"));
+    let all = events
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(status.code(), Some(4), "{all}");
+    let last = events.last().unwrap();
+    assert_eq!(last["outcome"], "rollback_failed", "{all}");
+    let finished = &events_named(&events, "rollback_finished")[0];
+    assert!(
+        finished["problem"].as_str().unwrap().contains("DOWN"),
+        "{finished}"
+    );
+    // Weight 0 was applied and read back: the failure is stable, not the router.
+    assert_eq!((h.weight("v2"), h.weight("v1")), (0, 100));
+}
+
+#[test]
 fn haproxy_killed_mid_canary_never_claims_a_clean_rollback() {
     if !have_external("haproxy") {
         return;

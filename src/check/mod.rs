@@ -3,6 +3,7 @@
 
 pub mod artifact;
 pub mod http;
+pub mod process;
 pub mod shell;
 pub mod tcp;
 
@@ -45,13 +46,26 @@ impl Attempt {
 }
 
 /// What every check may know of the deployment, passed to commands as environment.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CheckContext {
     pub env: BTreeMap<String, String>,
     /// Secret values to mask in anything reported.
     pub secrets: Vec<String>,
     /// Grace period between SIGTERM and SIGKILL on timeout.
     pub kill_grace: Duration,
+    /// Told of each journaled command's process group (checks, router
+    /// changes), so it is on record before the command can do anything.
+    pub observer: Option<process::Observer>,
+}
+
+impl std::fmt::Debug for CheckContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckContext")
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("kill_grace", &self.kill_grace)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 /// Runs one attempt of a non-manual check. Dropping the future stops it (and
@@ -59,7 +73,7 @@ pub struct CheckContext {
 pub async fn attempt(spec: &CheckSpec, ctx: &CheckContext, log_name: &str) -> Attempt {
     let mut a = match &spec.kind {
         CheckKind::Run { command, env } => {
-            shell::run(command, env, ctx, spec.timeout, log_name).await
+            shell::run(command, env, ctx, spec.timeout, log_name, true).await
         }
         CheckKind::Http {
             url,

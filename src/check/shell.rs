@@ -9,7 +9,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::{Attempt, CheckContext, TAIL_LINES};
+use super::{process, Attempt, CheckContext, TAIL_LINES};
 
 /// Longest line kept, in characters; longer lines are cut.
 const MAX_LINE: usize = 1000;
@@ -33,32 +33,32 @@ pub fn log_output(check: &str, line: &str) {
     );
 }
 
-/// Kills the process group when dropped while armed: SIGTERM now, SIGKILL after
-/// the grace period.
+/// Stops the process group when dropped while armed: SIGTERM now, SIGKILL
+/// after the grace period (see [`process::terminate`]).
 struct GroupGuard {
-    pgid: Pid,
+    pgid: i32,
     grace: Duration,
     armed: bool,
-}
-
-impl GroupGuard {
-    fn terminate(&self) {
-        let _ = killpg(self.pgid, Signal::SIGTERM);
-    }
-    fn kill(&self) {
-        let _ = killpg(self.pgid, Signal::SIGKILL);
-    }
 }
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if self.armed {
-            self.terminate();
-            let (pgid, grace) = (self.pgid, self.grace);
-            std::thread::spawn(move || {
-                std::thread::sleep(grace);
-                let _ = killpg(pgid, Signal::SIGKILL);
-            });
+            process::terminate(self.pgid, self.grace);
+        }
+    }
+}
+
+/// Tells the observer the command exited, also when it was abandoned.
+struct Finished {
+    pgid: i32,
+    observer: Option<process::Observer>,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        if let Some(o) = &self.observer {
+            o.finished(self.pgid);
         }
     }
 }
@@ -111,12 +111,15 @@ async fn pump<R: AsyncRead + Unpin>(
 }
 
 /// Runs `command` once with the check context's environment plus `env`.
+/// When `observe`, the context's observer hears of its process group (checks
+/// and router changes are journaled; read-only probes are not).
 pub async fn run(
     command: &str,
     env: &BTreeMap<String, String>,
     ctx: &CheckContext,
     timeout: Duration,
     check: &str,
+    observe: bool,
 ) -> Attempt {
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c")
@@ -125,9 +128,22 @@ pub async fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true)
         .envs(&ctx.env)
         .envs(env);
+    let parent = std::process::id() as i32;
+    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run
+    // between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // The shell dies with cutover, whatever kills it.
+            #[cfg(target_os = "linux")]
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 || libc::getppid() != parent
+            {
+                libc::_exit(127);
+            }
+            Ok(())
+        });
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return Attempt::fail(format!("cannot start sh: {e}")),
@@ -135,8 +151,14 @@ pub async fn run(
     let Some(pid) = child.id() else {
         return Attempt::fail("the command exited before it could be watched");
     };
+    let pgid = pid as i32;
+    let observer = ctx.observer.clone().filter(|_| observe);
+    if let Some(o) = &observer {
+        o.started(pgid, process::start_ticks(pgid), check);
+    }
+    let _finished = Finished { pgid, observer };
     let mut guard = GroupGuard {
-        pgid: Pid::from_raw(pid as i32),
+        pgid,
         grace: ctx.kill_grace,
         armed: true,
     };
@@ -191,7 +213,7 @@ pub async fn run(
         }
         Ok(Err(e)) => Attempt::fail(format!("cannot wait for the command: {e}")),
         Err(_) => {
-            guard.terminate();
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
             if tokio::time::timeout(ctx.kill_grace, child.wait())
                 .await
                 .is_err()
@@ -199,7 +221,7 @@ pub async fn run(
                 tracing::warn!(target: "cutover", check = %check, "command ignored SIGTERM; sending SIGKILL");
             }
             // Whatever is left of the group (children that ignored SIGTERM) goes now.
-            guard.kill();
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
             let _ = child.wait().await;
             guard.armed = false;
             let _ = tokio::time::timeout(DRAIN, async {
@@ -243,6 +265,7 @@ mod tests {
             &ctx(),
             Duration::from_secs(10),
             "t",
+            false,
         )
         .await;
         assert!(!a.passed);
@@ -255,6 +278,7 @@ mod tests {
             &ctx(),
             Duration::from_secs(10),
             "t",
+            false,
         )
         .await;
         assert!(a.passed);
@@ -272,6 +296,7 @@ mod tests {
             &c,
             Duration::from_secs(10),
             "t",
+            false,
         )
         .await;
         assert!(a.passed, "{a:?}");
@@ -291,6 +316,7 @@ mod tests {
             &ctx(),
             Duration::from_millis(500),
             "t",
+            false,
         )
         .await;
         assert!(!a.passed);
@@ -315,6 +341,7 @@ mod tests {
             &ctx(),
             Duration::from_secs(10),
             "t",
+            false,
         )
         .await;
         assert!(a.passed);

@@ -74,6 +74,8 @@ pub fn main() -> i32 {
         }
     };
     let exit = runtime.block_on(dispatch(cli));
+    // Commands being stopped get their SIGTERM grace before the process goes.
+    crate::check::process::finish_stopping();
     // Background tasks (router, load) must not hold the exit.
     runtime.shutdown_timeout(Duration::from_millis(500));
     exit.code()

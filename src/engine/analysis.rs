@@ -1,14 +1,57 @@
-//! Judging one sample of canary against stable: pass, fail or inconclusive.
+//! Judging one sample of canary against stable: pass, fail or inconclusive,
+//! after checking the figures are in their domain at all.
 
 use crate::config::AnalysisPlan;
-use crate::domain::TrackPair;
-use crate::domain::Verdict;
+use crate::domain::{TrackPair, TrackSample, Verdict};
 
-/// The verdict on one sample and why. Too little data is inconclusive, never a pass.
+/// Whether a sample's figures are possible at all: rates in [0, 1], errors
+/// no more than requests, latencies finite and not negative. Anything else
+/// is invalid data from the source, never evidence.
+pub fn validate(pair: &TrackPair) -> Result<(), String> {
+    let track = |name: &str, t: &TrackSample| -> Result<(), String> {
+        if t.errors > t.requests {
+            return Err(format!(
+                "{name} has {} errors in {} requests",
+                t.errors, t.requests
+            ));
+        }
+        if let Some(rate) = t.error_rate {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!(
+                    "{name} error rate {rate} is not a fraction from 0 to 1"
+                ));
+            }
+        }
+        for (what, v) in [("p50", t.p50_ms), ("p95", t.p95_ms), ("p99", t.p99_ms)] {
+            if let Some(v) = v {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(format!("{name} {what} latency {v} ms is not a duration"));
+                }
+            }
+        }
+        Ok(())
+    };
+    track("canary", &pair.canary)
+        .and_then(|()| track("stable", &pair.stable))
+        .map_err(|e| format!("invalid data from the metric source: {e}"))
+}
+
+/// The verdict on one sample and why. Too little data, or no baseline for a
+/// relative limit, is inconclusive, never a pass.
 pub fn judge(pair: &TrackPair, plan: &AnalysisPlan) -> (Verdict, Vec<String>) {
+    if let Err(e) = validate(pair) {
+        return (Verdict::Inconclusive, vec![e]);
+    }
     let c = &pair.canary;
     let s = &pair.stable;
     let mut inconclusive = Vec::new();
+    let relative = plan.max_error_rate_increase.is_some() || plan.max_p99_ratio.is_some();
+    if relative && s.requests < plan.min_requests {
+        inconclusive.push(format!(
+            "no baseline: stable had {} requests in the window, fewer than min_requests {}, so the relative limits cannot be judged",
+            s.requests, plan.min_requests
+        ));
+    }
     if c.requests < plan.min_requests {
         inconclusive.push(format!(
             "canary had {} requests in the window, fewer than min_requests {}",
@@ -30,8 +73,8 @@ pub fn judge(pair: &TrackPair, plan: &AnalysisPlan) -> (Verdict, Vec<String>) {
             }
             if let Some(max_inc) = plan.max_error_rate_increase {
                 // Compare only against a stable track with enough data of its own.
-                if let Some(srate) = s.error_rate.filter(|r| r.is_finite()) {
-                    if s.requests >= plan.min_requests && rate - srate > max_inc {
+                match s.error_rate.filter(|r| r.is_finite()) {
+                    Some(srate) if s.requests >= plan.min_requests && rate - srate > max_inc => {
                         failures.push(format!(
                             "canary error rate {:.2}% exceeds stable {:.2}% by more than {:.2} points",
                             rate * 100.0,
@@ -39,6 +82,11 @@ pub fn judge(pair: &TrackPair, plan: &AnalysisPlan) -> (Verdict, Vec<String>) {
                             max_inc * 100.0
                         ));
                     }
+                    Some(_) => {}
+                    None if s.requests >= plan.min_requests => {
+                        inconclusive.push("no stable error rate in the window: no baseline for max_error_rate_increase".to_string());
+                    }
+                    None => {}
                 }
             }
         }
@@ -53,13 +101,21 @@ pub fn judge(pair: &TrackPair, plan: &AnalysisPlan) -> (Verdict, Vec<String>) {
                 }
             }
             if let Some(ratio) = plan.max_p99_ratio {
-                if let Some(sp99) = s.p99_ms.filter(|v| v.is_finite() && *v > 0.0) {
-                    if s.requests >= plan.min_requests && p99 / sp99 > ratio {
+                match s.p99_ms.filter(|v| v.is_finite() && *v > 0.0) {
+                    Some(sp99) if s.requests >= plan.min_requests && p99 / sp99 > ratio => {
                         failures.push(format!(
                             "canary p99 {p99:.0} ms is {:.2}× stable's {sp99:.0} ms, above max_p99_ratio {ratio}",
                             p99 / sp99
                         ));
                     }
+                    Some(_) => {}
+                    None if s.requests >= plan.min_requests => {
+                        inconclusive.push(
+                            "no stable p99 in the window: no baseline for max_p99_ratio"
+                                .to_string(),
+                        );
+                    }
+                    None => {}
                 }
             }
         }
@@ -103,6 +159,58 @@ mod tests {
             max_error_rate_increase: Some(0.005),
             max_p99_ratio: Some(1.5),
             ..AnalysisPlan::default()
+        }
+    }
+
+    #[test]
+    fn a_missing_baseline_with_relative_limits_is_never_a_pass() {
+        let pair = TrackPair {
+            canary: track(500, 0, 100.0),
+            stable: TrackSample::default(),
+        };
+        let (v, reasons) = judge(&pair, &plan());
+        assert_eq!(v, Verdict::Inconclusive, "{reasons:?}");
+        assert!(reasons[0].contains("no baseline"), "{reasons:?}");
+        // An absolute limit crossed still fails without a baseline.
+        let pair = TrackPair {
+            canary: track(500, 100, 100.0),
+            stable: TrackSample::default(),
+        };
+        assert_eq!(judge(&pair, &plan()).0, Verdict::Fail);
+    }
+
+    #[test]
+    fn figures_outside_their_domain_are_invalid_not_a_pass() {
+        for bad in [
+            TrackSample {
+                error_rate: Some(-0.35),
+                ..track(500, 0, 100.0)
+            },
+            TrackSample {
+                error_rate: Some(1.5),
+                ..track(500, 0, 100.0)
+            },
+            TrackSample {
+                p99_ms: Some(-3.0),
+                ..track(500, 0, 100.0)
+            },
+            TrackSample {
+                p99_ms: Some(f64::NAN),
+                ..track(500, 0, 100.0)
+            },
+            TrackSample {
+                errors: 600,
+                ..track(500, 0, 100.0)
+            },
+        ] {
+            let pair = TrackPair {
+                canary: bad.clone(),
+                stable: track(2000, 2, 100.0),
+            };
+            let (v, reasons) = judge(&pair, &plan());
+            assert_eq!(v, Verdict::Inconclusive, "{bad:?}");
+            assert!(reasons[0].contains("invalid data"), "{reasons:?}");
+            assert!(validate(&pair).is_err());
         }
     }
 

@@ -87,6 +87,7 @@ impl Engine {
     /// Records the resumption, makes the router carry what the record says,
     /// and shows what was done before it.
     async fn record_resumed(&mut self, point: &ResumePoint) -> Result<(), Stop> {
+        self.stop_orphans(point).await?;
         let router_weight = match &self.router {
             Some(r) => r.current_weight().await.ok(),
             None => None,
@@ -129,6 +130,36 @@ impl Engine {
         Ok(())
     }
 
+    /// Before anything runs again, whatever is left of the earlier run's
+    /// unfinished commands is stopped (and journaled); checks it interrupted
+    /// are named, since they run again.
+    async fn stop_orphans(&mut self, point: &ResumePoint) -> Result<(), Stop> {
+        let grace = self.ctx.kill_grace;
+        for group in &point.unfinished_groups {
+            let (pgid, since) = (group.pgid, group.start_ticks);
+            let found = tokio::task::spawn_blocking(move || {
+                crate::check::process::stop_orphans(pgid, since, grace)
+            })
+            .await
+            .unwrap_or(0);
+            if found > 0 {
+                self.record(Event::OrphanStopped {
+                    pgid,
+                    what: group.what.clone(),
+                    processes: found as u32,
+                })?;
+            }
+        }
+        for (stage, check) in &point.interrupted_checks {
+            self.record(Event::Note {
+                message: format!(
+                    "{stage} check \"{check}\" was cut off by the interruption before it finished: it runs again"
+                ),
+            })?;
+        }
+        Ok(())
+    }
+
     /// A stage left running by a stop is recorded as interrupted.
     pub(crate) fn close_open_stage(&mut self) {
         let Some(stage) = self.state.stage else {
@@ -167,7 +198,7 @@ impl Engine {
         let duration_ms = (Utc::now() - self.fixed.started_at)
             .num_milliseconds()
             .max(0) as u64;
-        if !self.journal_broken {
+        if !self.journal_broken() {
             let _ = self.record(Event::DeploymentFinished {
                 outcome,
                 duration_ms,
@@ -179,7 +210,7 @@ impl Engine {
         self.state.finished_at = Some(Utc::now());
         self.state.gate = None;
         self.state.requested_weight = None;
-        if reason.is_some() && !self.journal_broken {
+        if reason.is_some() && !self.journal_broken() {
             self.state.message.clone_from(&reason);
         }
         self.publish();
@@ -205,9 +236,9 @@ impl Engine {
         if let Some(n) = &mut self.notifier {
             n.flush(Duration::from_secs(10)).await;
         }
-        if !self.journal_broken {
+        if !self.journal_broken() {
             self.record_notify_failures();
-            if let Err(e) = crate::record::story::write_summary(self.journal.path()) {
+            if let Err(e) = crate::record::story::write_summary(self.recorder.path()) {
                 tracing::warn!(target: "cutover", "cannot write the summary beside the journal: {e}");
             }
         }

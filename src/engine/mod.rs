@@ -37,6 +37,7 @@ use crate::domain::{Operator, Outcome, RollbackSource};
 use crate::metrics::MetricSource;
 use crate::notify::{Notice, NoticeKind, Notifier};
 use crate::record::journal::Journal;
+use crate::record::recorder::Recorder;
 use crate::record::resume::ResumePoint;
 use crate::record::{Event, Record};
 use crate::redact::Secrets;
@@ -117,14 +118,12 @@ pub(crate) struct Engine {
     operator: Operator,
     auto_approve: bool,
     id: String,
-    journal: Journal,
-    journal_broken: bool,
+    recorder: Arc<Recorder>,
     fixed: Fixed,
     state: State,
     revision: u64,
     secrets: Arc<Secrets>,
     snap_tx: watch::Sender<Snapshot>,
-    records: mpsc::UnboundedSender<Record>,
     commands: mpsc::Receiver<Envelope>,
     router: Option<Arc<dyn Router>>,
     source: Option<Arc<dyn MetricSource>>,
@@ -137,6 +136,22 @@ pub(crate) struct Engine {
     notes: Vec<String>,
     notifier: Option<Notifier>,
     notify_failures: Option<mpsc::UnboundedReceiver<crate::notify::Failure>>,
+}
+
+/// Journals each command's process group as it starts and ends.
+struct GroupRecord(Arc<Recorder>);
+
+impl crate::check::process::CommandObserver for GroupRecord {
+    fn started(&self, pgid: i32, start_ticks: Option<u64>, what: &str) {
+        let _ = self.0.record(Event::CommandStarted {
+            pgid,
+            start_ticks,
+            what: what.to_string(),
+        });
+    }
+    fn finished(&self, pgid: i32) {
+        let _ = self.0.record(Event::CommandFinished { pgid });
+    }
 }
 
 /// A deployment id: `<UTC yyyymmddThhmmss>-<service>-<version>`.
@@ -234,10 +249,14 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         }
     };
     journal.set_secrets(Arc::clone(&secrets));
+    let journal_path = journal.path().to_path_buf();
+    let (rec_tx, rec_rx) = mpsc::unbounded_channel();
+    let recorder = Arc::new(Recorder::new(journal, !secrets.is_empty(), rec_tx));
     let ctx = CheckContext {
         env: command_env(&plan, &id, &opts.operator),
         secrets: plan.secrets.clone(),
         kill_grace: opts.kill_grace,
+        observer: Some(Arc::new(GroupRecord(Arc::clone(&recorder)))),
     };
     let built = match (&plan.traffic, opts.router) {
         (None, _) => None,
@@ -254,7 +273,6 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         _ => None,
     };
     let router_listen = built.as_ref().and_then(|b| b.listen);
-    let journal_path = journal.path().to_path_buf();
     let fixed = Fixed::new(
         &plan,
         &id,
@@ -272,20 +290,17 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
     };
     let (snap_tx, snap_rx) = watch::channel(state.snapshot(&fixed, 0));
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let (rec_tx, rec_rx) = mpsc::unbounded_channel();
     let mut engine = Engine {
         plan,
         operator: opts.operator.clone(),
         auto_approve: opts.auto_approve,
         id: id.clone(),
-        journal,
-        journal_broken: false,
+        recorder,
         fixed,
         state,
         revision: 0,
         secrets,
         snap_tx,
-        records: rec_tx,
         commands: cmd_rx,
         router: built.map(|b| b.router),
         source,
@@ -312,52 +327,21 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
 
 impl Engine {
     /// Journals an event (flushed to disk, secrets masked), then logs and
-    /// forwards what was journaled.
+    /// forwards what was journaled. A journal that cannot be written stops
+    /// the deployment with traffic held: nothing may go on unrecorded.
     pub(crate) fn record(&mut self, event: Event) -> Result<(), Stop> {
-        if self.journal_broken {
-            return Err(Stop::JournalFailed(
-                "the journal could not be written".into(),
-            ));
-        }
-        match self.journal.append(&event) {
-            Ok(line) => {
-                // What is forwarded is what was journaled: masked.
-                let event = if self.secrets.is_empty() {
-                    event
-                } else {
-                    serde_json::from_str::<crate::record::Entry>(&line.text)
-                        .map(|e| e.event)
-                        .unwrap_or(event)
-                };
-                let text = event.describe();
-                match &event {
-                    Event::RollbackStarted { .. }
-                    | Event::WeightFailed { .. }
-                    | Event::WeightDrift { .. }
-                    | Event::StepDeadline { .. }
-                    | Event::ApprovalRefused { .. }
-                    | Event::OrphanStopped { .. }
-                    | Event::CheckFinished {
-                        outcome: crate::domain::CheckOutcome::Failed,
-                        ..
-                    } => tracing::warn!(target: "cutover", "{text}"),
-                    _ => tracing::info!(target: "cutover", "{text}"),
-                }
-                let _ = self.records.send(Record { event, line });
-                Ok(())
-            }
-            Err(e) => {
-                self.journal_broken = true;
-                let msg = format!(
-                    "cannot write the journal {}: {e}; stopping with traffic held where it is",
-                    self.journal.path().display()
-                );
-                tracing::error!(target: "cutover", "{msg}");
-                self.state.message = Some(msg.clone());
+        let first_failure = self.recorder.broken().is_none();
+        self.recorder.record(event).map_err(|e| {
+            if first_failure {
+                self.state.message = Some(e.0.clone());
                 self.publish();
-                Err(Stop::JournalFailed(msg))
             }
-        }
+            Stop::JournalFailed(e.0)
+        })
+    }
+
+    fn journal_broken(&self) -> bool {
+        self.recorder.broken().is_some()
     }
 
     /// Queues a stakeholder notification (never waits for its delivery).
@@ -398,7 +382,7 @@ impl Engine {
 
     /// Builds the snapshot from the state and sends it to every view.
     pub(crate) fn publish(&mut self) {
-        if self.notify_failures.is_some() && !self.journal_broken {
+        if self.notify_failures.is_some() && !self.journal_broken() {
             self.record_notify_failures();
         }
         self.revision += 1;

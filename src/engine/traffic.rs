@@ -454,6 +454,8 @@ impl Engine {
         error: Option<String>,
         interval: Duration,
     ) -> Result<Input, Stop> {
+        // Figures outside their domain are the source failing, not evidence.
+        let error = error.or_else(|| super::analysis::validate(&pair).err());
         let source_failed = error.is_some();
         let (verdict, reasons) = match error {
             Some(e) => (Verdict::Inconclusive, vec![e]),

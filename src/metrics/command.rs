@@ -99,6 +99,7 @@ impl MetricSource for CommandSource {
             &self.ctx,
             Duration::from_secs(30),
             "metrics sample",
+            false,
         )
         .await;
         if !a.passed {

@@ -8,6 +8,7 @@ pub mod history;
 pub mod journal;
 pub mod lock;
 pub mod reader;
+pub mod recorder;
 pub mod resume;
 pub mod state_dir;
 pub mod story;

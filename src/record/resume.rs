@@ -35,6 +35,8 @@ pub struct ResumePoint {
     pub rollback: Option<(String, RollbackSource)>,
     /// Process groups of commands that started and have no recorded end.
     pub unfinished_groups: Vec<UnfinishedCommand>,
+    /// Checks that started and never finished: they run again.
+    pub interrupted_checks: Vec<(StageName, String)>,
     /// The last event recorded, for the operator.
     pub last_event: String,
 }
@@ -43,6 +45,9 @@ pub struct ResumePoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnfinishedCommand {
     pub pgid: i32,
+    /// The group leader's start time, to tell it from a later group that
+    /// reuses the id.
+    pub start_ticks: Option<u64>,
     pub what: String,
 }
 
@@ -63,6 +68,7 @@ impl ResumePoint {
             paused: false,
             rollback: None,
             unfinished_groups: Vec::new(),
+            interrupted_checks: Vec::new(),
             last_event: String::new(),
         };
         for entry in &read.entries {
@@ -89,6 +95,9 @@ impl ResumePoint {
                     outcome,
                     ..
                 } => {
+                    point
+                        .interrupted_checks
+                        .retain(|(s, c)| !(s == stage && c == check));
                     if matches!(outcome, CheckOutcome::Passed | CheckOutcome::Warned) {
                         point.checks_done.insert((*stage, check.clone()));
                     }
@@ -114,11 +123,20 @@ impl ResumePoint {
                     point.rollback = Some((reason.clone(), *source));
                 }
                 Event::RollbackFinished { .. } => point.rollback = None,
-                Event::CommandStarted { pgid, what, .. } => {
-                    point.unfinished_groups.push(UnfinishedCommand {
-                        pgid: *pgid,
-                        what: what.clone(),
-                    })
+                Event::CommandStarted {
+                    pgid,
+                    start_ticks,
+                    what,
+                } => point.unfinished_groups.push(UnfinishedCommand {
+                    pgid: *pgid,
+                    start_ticks: *start_ticks,
+                    what: what.clone(),
+                }),
+                Event::CheckStarted { stage, check, .. } => {
+                    let key = (*stage, check.clone());
+                    if !point.interrupted_checks.contains(&key) {
+                        point.interrupted_checks.push(key);
+                    }
                 }
                 Event::CommandFinished { pgid, .. } => {
                     point.unfinished_groups.retain(|c| c.pgid != *pgid)

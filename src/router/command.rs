@@ -52,6 +52,7 @@ impl Router for CommandRouter {
             &self.ctx,
             self.timeout,
             "router set_weight",
+            true,
         )
         .await;
         if !a.passed {
@@ -75,6 +76,7 @@ impl Router for CommandRouter {
             &self.ctx,
             self.timeout,
             "router get_weight",
+            false,
         )
         .await;
         if !a.passed {

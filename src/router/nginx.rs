@@ -246,7 +246,15 @@ impl Router for NginxRouter {
             .map_err(|e| self.error(format!("cannot write {file}: {e}")))?;
 
         let env = BTreeMap::new();
-        let test = shell::run(&self.cfg.test, &env, &self.ctx, self.timeout, "nginx test").await;
+        let test = shell::run(
+            &self.cfg.test,
+            &env,
+            &self.ctx,
+            self.timeout,
+            "nginx test",
+            true,
+        )
+        .await;
         if !test.passed {
             let what = format!(
                 "`{}` rejected the upstream for {weight}% ({}); nginx was not reloaded",
@@ -261,6 +269,7 @@ impl Router for NginxRouter {
             &self.ctx,
             self.timeout,
             "nginx reload",
+            true,
         )
         .await;
         if !reload.passed {

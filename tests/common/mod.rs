@@ -327,6 +327,16 @@ pub struct Haproxy {
 
 impl Haproxy {
     pub fn start(dir: &Path, stable: SocketAddr, canary: SocketAddr) -> Haproxy {
+        Haproxy::start_with(dir, stable, canary, "")
+    }
+
+    /// HAProxy whose servers are health-checked (`GET /health` every 300 ms,
+    /// down after 2 failures): its own view of whether stable serves.
+    pub fn start_checked(dir: &Path, stable: SocketAddr, canary: SocketAddr) -> Haproxy {
+        Haproxy::start_with(dir, stable, canary, " check inter 300ms fall 2 rise 2")
+    }
+
+    fn start_with(dir: &Path, stable: SocketAddr, canary: SocketAddr, check: &str) -> Haproxy {
         let socket = dir.join("admin.sock");
         let front = free_addr();
         let config = dir.join("haproxy.cfg");
@@ -346,8 +356,9 @@ impl Haproxy {
                  \x20   default_backend app\n\
                  backend app\n\
                  \x20   balance roundrobin\n\
-                 \x20   server v1 {stable} weight 100\n\
-                 \x20   server v2 {canary} weight 0\n",
+                 \x20   option httpchk GET /health\n\
+                 \x20   server v1 {stable} weight 100{check}\n\
+                 \x20   server v2 {canary} weight 0{check}\n",
                 sock = socket.display()
             ),
         )
