@@ -285,6 +285,8 @@ pub enum RollbackSource {
     Analysis,
     Check,
     Signal,
+    /// Nobody steering was attached for `unattended_after` (`on_disconnect`).
+    Unattended,
 }
 
 impl RollbackSource {
@@ -294,6 +296,7 @@ impl RollbackSource {
             RollbackSource::Analysis => "analysis",
             RollbackSource::Check => "check",
             RollbackSource::Signal => "signal",
+            RollbackSource::Unattended => "unattended",
         }
     }
 }

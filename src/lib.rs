@@ -6,6 +6,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod domain;
 pub mod engine;

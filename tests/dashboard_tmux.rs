@@ -42,6 +42,8 @@ impl Drop for Session {
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .output();
+        // A detached engine outlives the terminal by design: stop it too.
+        common::stop_engine(self.dir.path());
     }
 }
 
@@ -66,6 +68,12 @@ impl Session {
     }
 
     fn start_with(name: &str, plan: &str) -> Session {
+        Session::start_args(name, plan, "")
+    }
+
+    /// `cutover run deploy.toml ARGS` (`--foreground` keeps the engine in
+    /// the dashboard's process, as the hang-up and signal tests need).
+    fn start_args(name: &str, plan: &str, args: &str) -> Session {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let socket = format!(
             "cutover-test-{}-{}-{name}",
@@ -78,7 +86,7 @@ impl Session {
         // The pane outlives the binary so its exit status and the restored
         // screen can be read.
         let script = format!(
-            "'{}' run deploy.toml; echo \"EXIT=$?\"; sleep 600",
+            "'{}' run deploy.toml {args}; echo \"EXIT=$?\"; sleep 600",
             env!("CARGO_BIN_EXE_cutover")
         );
         session.tmux(&[
@@ -284,6 +292,8 @@ fn the_slider_moves_the_weight_and_r_rolls_back_at_once() {
     common::wait_for_event(&state, PATIENCE, |e| {
         e["event"] == "weight_applied" && e["weight"] == 10
     });
+    // The dashboard attaches to the engine it started: keys go once it shows.
+    session.wait_for_text("10% canary");
     let _load = common::Traffic::start(listen, Duration::from_millis(25), Duration::from_secs(120));
     // → → moves the pending weight 10 points, enter applies it.
     session.keys(&["Right", "Right"]);
@@ -327,7 +337,8 @@ fn the_slider_moves_the_weight_and_r_rolls_back_at_once() {
 /// the tmux server) and waits for cutover to end; the journal it left.
 fn close_the_terminal_mid_canary(on_disconnect: &str) -> Vec<serde_json::Value> {
     let (plan, _apps, listen) = canary_plan(on_disconnect);
-    let session = Session::start_with(&format!("hangup-{on_disconnect}"), &plan);
+    // A foreground run: closing its terminal is a hang-up of the engine too.
+    let session = Session::start_args(&format!("hangup-{on_disconnect}"), &plan, "--foreground");
     let state = session.path().join("state");
     // Clients keep coming: a rollback is clean only once stable is seen serving.
     let _load = common::Traffic::start(listen, Duration::from_millis(20), Duration::from_secs(60));
@@ -409,7 +420,7 @@ fn sigterm_holds_traffic_and_leaves_the_dashboard_with_code_5() {
     if !tmux_available() {
         return;
     }
-    let session = Session::start("sigterm");
+    let session = Session::start_args("sigterm", PLAN, "--foreground");
     session.wait_for_text("WAITING FOR YOU");
     let pid = lock_pid(session.path());
     nix::sys::signal::kill(

@@ -33,6 +33,84 @@ pub enum Cmd {
     History(HistoryArgs),
     /// One deployment's story
     Show(ShowArgs),
+    /// The dashboard on a running deployment, from any terminal
+    Attach(Target),
+    /// Where a running deployment stands
+    Status(StatusArgs),
+    /// Approve the gate that is open, naming it (refused if another is open)
+    Approve(ApproveArgs),
+    /// Emergency rollback of a running deployment
+    Rollback(RollbackArgs),
+    /// Pause automatic progression of a running deployment
+    Pause(Target),
+    /// Resume automatic progression of a running deployment
+    Resume(Target),
+    /// Move a running canary to this weight (percent)
+    SetWeight(SetWeightArgs),
+    /// The engine of a detached run (started by `run` in a terminal)
+    #[command(hide = true)]
+    Engine(EngineArgs),
+}
+
+/// Which running deployment: its plan, or its state dir.
+#[derive(clap::Args)]
+pub struct Target {
+    /// The plan (default ./deploy.toml)
+    pub file: Option<PathBuf>,
+    /// The state dir (instead of a plan)
+    #[arg(long, conflicts_with = "file")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The whole snapshot as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ApproveArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The canary step to approve, in percent
+    #[arg(long, conflicts_with = "check", required_unless_present = "check")]
+    pub step: Option<u8>,
+    /// The manual check to confirm, by name
+    #[arg(long)]
+    pub check: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Why, for the record
+    #[arg(long, default_value = "operator asked with `cutover rollback`")]
+    pub reason: String,
+}
+
+#[derive(clap::Args)]
+pub struct SetWeightArgs {
+    /// Percent of traffic to the canary (0 to 100)
+    #[arg(value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub weight: u8,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(clap::Args)]
+pub struct EngineArgs {
+    /// The plan
+    pub file: PathBuf,
+    #[arg(long)]
+    pub auto_approve: bool,
+    #[arg(long, conflicts_with = "abandon")]
+    pub resume: bool,
+    #[arg(long)]
+    pub abandon: bool,
 }
 
 /// How a run shows itself (`run` and `demo` share these flags).
@@ -58,6 +136,10 @@ pub struct RunArgs {
     /// Carry on the unfinished deployment of the state dir from its journal
     #[arg(long, conflicts_with = "abandon")]
     pub resume: bool,
+    /// Keep the engine in this process (a terminal run otherwise starts it
+    /// detached and attaches to it)
+    #[arg(long)]
+    pub foreground: bool,
     /// Record the unfinished deployment as interrupted and start anew
     #[arg(long)]
     pub abandon: bool,

@@ -3,6 +3,8 @@
 //! prints, and picks the dashboard or the headless printer.
 
 mod args;
+mod control;
+mod detached;
 mod inspect;
 mod open;
 mod run;
@@ -32,6 +34,8 @@ pub enum Exit {
     RollbackFailed,
     /// Interrupted with traffic held; resumable.
     Interrupted,
+    /// The dashboard detached; the deployment goes on in its engine.
+    Detached,
 }
 
 impl Exit {
@@ -43,6 +47,7 @@ impl Exit {
             Exit::RolledBack => 3,
             Exit::RollbackFailed => 4,
             Exit::Interrupted => 5,
+            Exit::Detached => 6,
         }
     }
 }
@@ -89,6 +94,14 @@ async fn dispatch(cli: Cli) -> Exit {
         Cmd::DemoApp(args) => run::demo_app(args).await,
         Cmd::History(args) => inspect::history(args),
         Cmd::Show(args) => inspect::show(args),
+        Cmd::Attach(target) => detached::attach(target).await,
+        Cmd::Status(args) => control::status(args).await,
+        Cmd::Approve(args) => control::approve(args).await,
+        Cmd::Rollback(args) => control::rollback(args).await,
+        Cmd::Pause(target) => control::pause(target).await,
+        Cmd::Resume(target) => control::resume(target).await,
+        Cmd::SetWeight(args) => control::set_weight(args).await,
+        Cmd::Engine(args) => detached::engine(args).await,
     }
 }
 

@@ -97,6 +97,13 @@ pub async fn run(args: RunArgs) -> Exit {
             }
         }
     }
+    if show.interactive() && !args.foreground {
+        // The engine runs on its own and outlives this terminal; it takes
+        // the lock and makes the same decision about the open deployment.
+        lock.leave_as_found();
+        drop(lock);
+        return super::detached::run_detached(&path, wish, show.auto_approve, &state_dir).await;
+    }
     match open::decide(open, &plan, wish, &state_dir) {
         Opening::Start => {}
         Opening::Resume(point) => opts.resume = Some(*point),

@@ -52,3 +52,26 @@ pub fn spawn(commands: Commands, snapshots: watch::Receiver<Snapshot>) -> Cancel
     });
     leave
 }
+
+/// For an attached dashboard: any of SIGINT, SIGTERM, SIGHUP only detaches
+/// it (the deployment goes on in its engine).
+pub fn leave_on_any() -> CancellationToken {
+    let leave = CancellationToken::new();
+    let token = leave.clone();
+    tokio::spawn(async move {
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+            signal(UnixSignal::interrupt()),
+            signal(UnixSignal::terminate()),
+            signal(UnixSignal::hangup()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        token.cancel();
+    });
+    leave
+}

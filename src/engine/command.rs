@@ -4,7 +4,7 @@
 //! the engine awaits.
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::snapshot::Gate;
 use super::{Engine, Phase, Stop};
@@ -35,6 +35,10 @@ pub enum Command {
     /// The process got a signal: a hang-up follows `[traffic] on_disconnect`,
     /// the others hold traffic and stop.
     Signal(SignalKind),
+    /// How many steering operators are attached now (a detached engine's
+    /// control socket tells it); none for `unattended_after` lets
+    /// `on_disconnect` decide.
+    Presence { controllers: usize },
 }
 
 impl Command {
@@ -67,11 +71,15 @@ impl SignalKind {
     }
 }
 
-/// A command with who sent it.
-#[derive(Debug, Clone)]
+/// The engine's answer to a command: what it did, or why it refused.
+pub type Reply = Result<String, String>;
+
+/// A command with who sent it, and where the answer goes (if anywhere).
+#[derive(Debug)]
 pub struct Envelope {
     pub command: Command,
     pub operator: Operator,
+    pub reply: Option<oneshot::Sender<Reply>>,
 }
 
 /// The engine's inbox, as views hold it: every command is stamped with the
@@ -109,6 +117,7 @@ impl Commands {
             .try_send(Envelope {
                 command,
                 operator: self.operator.clone(),
+                reply: None,
             })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(env) => {
@@ -126,9 +135,25 @@ impl Commands {
             .send(Envelope {
                 command,
                 operator: self.operator.clone(),
+                reply: None,
             })
             .await
             .map_err(|e| mpsc::error::SendError(e.0.command))
+    }
+
+    /// Sends and waits for the engine's answer.
+    pub async fn request(&self, command: Command) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Envelope {
+                command,
+                operator: self.operator.clone(),
+                reply: Some(tx),
+            })
+            .await
+            .map_err(|_| "the engine has stopped".to_string())?;
+        rx.await
+            .unwrap_or_else(|_| Err("the engine stopped before answering".to_string()))
     }
 }
 
@@ -145,25 +170,61 @@ pub(crate) enum Effect {
     PauseChanged,
 }
 
+/// What a command comes to, before it is answered.
+enum Answer {
+    Effect(Effect, String),
+    Refused(String),
+}
+
 impl Engine {
-    /// Gives one command its meaning. This is the only place commands are
-    /// interpreted; awaiting code calls it and acts on the [`Effect`].
+    /// Gives one command its meaning and answers its sender. This is the only
+    /// place commands are interpreted; awaiting code calls it and acts on the
+    /// [`Effect`]; a stop comes back as `Err`.
     pub(crate) fn interpret(&mut self, envelope: Option<Envelope>) -> Result<Effect, Stop> {
-        let Some(Envelope { command, operator }) = envelope else {
+        let Some(Envelope {
+            command,
+            operator,
+            reply,
+        }) = envelope
+        else {
             // Every sender is gone: nobody can steer any more.
             return Err(Stop::Hold {
                 reason: "the operator's channel closed".into(),
             });
         };
+        let answered = self.meaning(command, operator);
+        let (result, text) = match answered {
+            Ok(Answer::Effect(effect, text)) => (Ok(effect), Ok(text)),
+            Ok(Answer::Refused(why)) => (Ok(Effect::Done), Err(why)),
+            Err(stop) => {
+                let text = match &stop {
+                    Stop::Rollback { .. } => Ok("rollback started".to_string()),
+                    Stop::Hold { .. } => Ok("holding traffic and stopping".to_string()),
+                    Stop::JournalFailed(e) => Err(e.clone()),
+                };
+                (Err(stop), text)
+            }
+        };
+        if let Some(reply) = reply {
+            let _ = reply.send(text);
+        }
+        result
+    }
+
+    fn meaning(&mut self, command: Command, operator: Operator) -> Result<Answer, Stop> {
+        let done = |text: &str| Ok(Answer::Effect(Effect::Done, text.to_string()));
         match command {
             Command::Rollback {
                 reason,
                 requested_at,
             } => {
                 if matches!(self.state.phase, Phase::RollingBack | Phase::Finished) {
-                    tracing::info!(target: "cutover", "already rolling back");
-                    return Ok(Effect::Done);
+                    return Ok(Answer::Refused(
+                        "already rolling back, or the deployment has ended".into(),
+                    ));
                 }
+                // A time in the future (another host's clock) counts from now.
+                let requested_at = requested_at.min(Utc::now());
                 Err(Stop::Rollback {
                     reason,
                     source: RollbackSource::Operator,
@@ -172,17 +233,23 @@ impl Engine {
                 })
             }
             Command::HoldAndQuit { reason } => Err(Stop::Hold { reason }),
-            Command::Signal(sig) => self.on_signal(sig),
+            Command::Signal(sig) => self
+                .on_signal(sig)
+                .map(|e| Answer::Effect(e, String::new())),
+            Command::Presence { controllers } => {
+                self.attended(controllers);
+                done("")
+            }
             Command::Pause => {
                 self.set_paused(true, &operator.to_string(), "paused by the operator")?;
-                Ok(Effect::PauseChanged)
+                Ok(Answer::Effect(Effect::PauseChanged, "paused".into()))
             }
             Command::Resume => {
                 self.set_paused(false, &operator.to_string(), "")?;
                 if self.state.gate.as_ref().map(Gate::target) == Some(GateTarget::Hold) {
-                    self.state.gate = None;
+                    self.set_gate(None);
                 }
-                Ok(Effect::PauseChanged)
+                Ok(Answer::Effect(Effect::PauseChanged, "resumed".into()))
             }
             Command::Approve { gate } => self.approve(gate, &operator),
             Command::SetWeight(weight) => {
@@ -193,24 +260,25 @@ impl Engine {
                         "weight {weight}% not applied: the slider acts during the traffic stage"
                     );
                     tracing::warn!(target: "cutover", "{reason}");
-                    self.state.message = Some(reason);
-                    self.publish();
-                    return Ok(Effect::Done);
+                    return Ok(Answer::Refused(reason));
                 }
-                Ok(Effect::SetWeight {
-                    weight: weight.min(100),
-                    operator,
-                })
+                Ok(Answer::Effect(
+                    Effect::SetWeight {
+                        weight: weight.min(100),
+                        operator,
+                    },
+                    format!("weight {}% requested", weight.min(100)),
+                ))
             }
         }
     }
 
     /// An approval counts only for the gate open now; any other is refused
     /// and the refusal journaled, so a double key press never skips a step.
-    fn approve(&mut self, target: GateTarget, operator: &Operator) -> Result<Effect, Stop> {
+    fn approve(&mut self, target: GateTarget, operator: &Operator) -> Result<Answer, Stop> {
         let open = self.state.gate.as_ref().map(Gate::target);
         if open.as_ref() == Some(&target) {
-            self.state.gate = None;
+            self.set_gate(None);
             let (stage, step, check) = match &target {
                 GateTarget::Check { stage, check } => (*stage, None, Some(check.clone())),
                 GateTarget::Step { to } => (StageName::Traffic, Some(*to), None),
@@ -222,7 +290,11 @@ impl Engine {
                 check,
                 operator: operator.to_string(),
             })?;
-            return Ok(Effect::Approved(target, operator.clone()));
+            let text = format!("approved {target}");
+            return Ok(Answer::Effect(
+                Effect::Approved(target, operator.clone()),
+                text,
+            ));
         }
         let reason = match &open {
             None => "nothing is waiting for approval now".to_string(),
@@ -234,9 +306,10 @@ impl Engine {
             operator: operator.to_string(),
             reason: reason.clone(),
         })?;
-        self.state.message = Some(format!("approval of {target} refused: {reason}"));
+        let text = format!("approval of {target} refused: {reason}");
+        self.state.message = Some(text.clone());
         self.publish();
-        Ok(Effect::Done)
+        Ok(Answer::Refused(text))
     }
 
     /// A hang-up follows `on_disconnect`; other signals hold traffic.

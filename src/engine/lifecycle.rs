@@ -181,7 +181,7 @@ impl Engine {
                 outcome: StageOutcome::Interrupted,
             });
         }
-        self.state.gate = None;
+        self.set_gate(None);
     }
 
     async fn finish(&mut self, outcome: Outcome, reason: Option<String>) {
@@ -208,7 +208,7 @@ impl Engine {
         self.state.phase = Phase::Finished;
         self.state.outcome = Some(outcome);
         self.state.finished_at = Some(Utc::now());
-        self.state.gate = None;
+        self.set_gate(None);
         self.state.requested_weight = None;
         if reason.is_some() && !self.journal_broken() {
             self.state.message.clone_from(&reason);

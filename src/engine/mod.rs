@@ -9,6 +9,7 @@
 //! canary state machine (`canary.rs`), and `rollback.rs` for a stop.
 
 pub mod analysis;
+mod attendance;
 pub mod canary;
 mod command;
 mod lifecycle;
@@ -58,6 +59,9 @@ pub struct EngineOptions {
     pub resume: Option<ResumePoint>,
     /// Lines for the record once the journal is open (a stale lock taken over).
     pub notes: Vec<String>,
+    /// The engine runs detached and counts attached operators
+    /// (`Command::Presence`): `on_disconnect` applies when none is left.
+    pub attended: bool,
 }
 
 impl EngineOptions {
@@ -69,6 +73,7 @@ impl EngineOptions {
             kill_grace: Duration::from_secs(5),
             resume: None,
             notes: Vec::new(),
+            attended: false,
         }
     }
 }
@@ -136,6 +141,7 @@ pub(crate) struct Engine {
     notes: Vec<String>,
     notifier: Option<Notifier>,
     notify_failures: Option<mpsc::UnboundedReceiver<crate::notify::Failure>>,
+    attendance: attendance::Attendance,
 }
 
 /// Journals each command's process group as it starts and ends.
@@ -311,6 +317,11 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         notes,
         notifier,
         notify_failures,
+        attendance: attendance::Attendance {
+            controllers: opts.attended.then_some(0),
+            alone_since: opts.attended.then(tokio::time::Instant::now),
+            ..Default::default()
+        },
     };
     engine.publish();
     let task = tokio::spawn(engine.run());
@@ -404,6 +415,7 @@ impl Engine {
     pub(crate) async fn until<T>(&mut self, fut: impl Future<Output = T>) -> Result<T, Stop> {
         tokio::pin!(fut);
         loop {
+            let unattended = self.unattended_deadline();
             tokio::select! {
                 biased;
                 cmd = self.commands.recv() => match self.interpret(cmd)? {
@@ -412,7 +424,20 @@ impl Engine {
                         tracing::warn!(target: "cutover", "weight {weight}% not applied now");
                     }
                 },
+                () = attendance::until_deadline(unattended) => self.on_unattended()?,
                 out = &mut fut => return Ok(out),
+            }
+        }
+    }
+
+    /// The next command, or the dead-man's switch if it comes first.
+    pub(crate) async fn next_command(&mut self) -> Result<Effect, Stop> {
+        loop {
+            let unattended = self.unattended_deadline();
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => return self.interpret(cmd),
+                () = attendance::until_deadline(unattended) => self.on_unattended()?,
             }
         }
     }
@@ -420,9 +445,14 @@ impl Engine {
     /// Waits while paused (between checks), still taking commands.
     pub(crate) async fn wait_unpaused(&mut self) -> Result<(), Stop> {
         while self.state.paused {
-            let cmd = self.commands.recv().await;
-            self.interpret(cmd)?;
+            self.next_command().await?;
         }
         Ok(())
+    }
+
+    /// Opens or closes the gate the operator is asked to approve.
+    pub(crate) fn set_gate(&mut self, gate: Option<snapshot::Gate>) {
+        self.gate_opened(gate.is_some());
+        self.state.gate = gate;
     }
 }

@@ -280,11 +280,11 @@ impl Engine {
             return Ok(auto);
         }
         self.state.check_view(stage, i).status = CheckStatus::WaitingApproval;
-        self.state.gate = Some(Gate::Manual {
+        self.set_gate(Some(Gate::Manual {
             stage,
             check: name.to_string(),
             prompt: prompt.to_string(),
-        });
+        }));
         self.publish();
         self.notify(
             crate::notify::NoticeKind::ApprovalNeeded,
@@ -296,12 +296,11 @@ impl Engine {
             check: name.to_string(),
         };
         let operator = loop {
-            let cmd = self.commands.recv().await;
-            match self.interpret(cmd) {
+            match self.next_command().await {
                 Ok(Effect::Approved(t, operator)) if t == target => break operator,
                 Ok(_) => {}
                 Err(stop) => {
-                    self.state.gate = None;
+                    self.set_gate(None);
                     return Err(stop);
                 }
             }

@@ -39,7 +39,7 @@ impl Engine {
         self.state.rollback_shown = true;
         self.state.rollback_requested_at = Some(requested_at);
         self.state.paused = false;
-        self.state.gate = None;
+        self.set_gate(None);
         self.publish();
         // Journal failures from here on are logged by `record`; the rollback goes on.
         let _ = self.record(Event::RollbackStarted {

@@ -109,6 +109,7 @@ impl Engine {
         let mut unreadable = 0u32;
         while !canary.is_done() {
             self.show_canary(&canary);
+            let unattended = self.unattended_deadline();
             let input = tokio::select! {
                 biased;
                 cmd = self.commands.recv() => match self.interpret(cmd) {
@@ -126,6 +127,15 @@ impl Engine {
                     Ok(Effect::PauseChanged) => Some(Input::Paused(self.state.paused)),
                     Ok(Effect::Done) => None,
                 },
+                () = super::attendance::until_deadline(unattended) => {
+                    if let Err(stop) = self.on_unattended() {
+                        if let Some(f) = inflight.take() {
+                            self.abandon_weight(f.weight, &stop);
+                        }
+                        return Err(stop);
+                    }
+                    self.state.paused.then_some(Input::Paused(true))
+                }
                 result = async {
                     match inflight.as_mut() {
                         Some(f) => (&mut f.change).await,
@@ -168,7 +178,7 @@ impl Engine {
                 self.carry_out(&mut canary, decisions, &mut inflight, &mut slider_operator)?;
             }
         }
-        self.state.gate = None;
+        self.set_gate(None);
         self.state.canary.next_step = None;
         self.stage_end(stage, StageOutcome::Passed)?;
         Ok(())
@@ -283,7 +293,7 @@ impl Engine {
 
     fn open_gate(&mut self, target: GateTarget) {
         let weight = self.state.weight;
-        self.state.gate = Some(match &target {
+        self.set_gate(Some(match &target {
             GateTarget::Step { to } => Gate::Step {
                 from: weight,
                 to: *to,
@@ -296,7 +306,7 @@ impl Engine {
                 check: check.clone(),
                 prompt: String::new(),
             },
-        });
+        }));
         if let GateTarget::Step { to } = target {
             let text = if weight == 0 {
                 format!("the switch to {to}% waits for the operator")

@@ -565,3 +565,24 @@ pub fn start_prometheus(dir: &Path, targets: &[SocketAddr]) -> Prometheus {
         url: format!("http://{listen}"),
     }
 }
+
+/// Stops the engine holding `<dir>/state`'s lock (a detached run's engine
+/// outlives its terminal), if any is still alive.
+pub fn stop_engine(dir: &Path) {
+    let Ok(text) = std::fs::read_to_string(dir.join("state/lock")) else {
+        return;
+    };
+    let Some(pid) = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["pid"].as_i64())
+    else {
+        return;
+    };
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    // Only a cutover engine (a stale record's pid may be reused by now).
+    let is_engine = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("engine"));
+    if is_engine && pid.as_raw() as u32 != std::process::id() {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+}

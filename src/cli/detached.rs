@@ -1,0 +1,312 @@
+//! A terminal `run` starts the engine as a process of its own (new session,
+//! no controlling terminal, its log in the state dir) and attaches the
+//! dashboard to it; `attach` does the same from any terminal. The engine
+//! process (`cutover engine`, hidden) owns the deployment, the router, the
+//! source, the journal and the control socket.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+
+use super::args::{EngineArgs, Target};
+use super::control::state_dir_of;
+use super::open::{self, Opening, Wish};
+use super::{error, load, Exit};
+use crate::control::client::{self, ConnectError};
+use crate::control::{logs, server};
+use crate::engine::{self, EngineOptions};
+use crate::record::{self, lock, state_dir};
+
+/// Longest wait for a new engine to listen.
+const ENGINE_START: Duration = Duration::from_secs(30);
+/// Longest an engine stays after its outcome while a dashboard watches
+/// (the built-in router keeps serving meanwhile).
+const LINGER: Duration = Duration::from_secs(3600);
+
+/// Where a detached engine writes its log.
+pub fn engine_log(state_dir: &Path) -> PathBuf {
+    state_dir.join("engine.log")
+}
+
+/// Starts the engine of `file` detached, waits until it listens, and
+/// attaches the dashboard to it.
+pub async fn run_detached(file: &Path, wish: Wish, auto_approve: bool, state_dir: &Path) -> Exit {
+    if let Err(e) = state_dir::ensure(state_dir) {
+        error(e);
+        return Exit::Failed;
+    }
+    let log_path = engine_log(state_dir);
+    let log = match state_dir::open_or_create(&log_path, std::fs::OpenOptions::new().append(true)) {
+        Ok(f) => f,
+        Err(e) => {
+            error(format!("cannot write {}: {e}", log_path.display()));
+            return Exit::Failed;
+        }
+    };
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            error(format!("cannot find this program to start the engine: {e}"));
+            return Exit::Failed;
+        }
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("engine").arg(file);
+    match wish {
+        Wish::Resume => {
+            cmd.arg("--resume");
+        }
+        Wish::Abandon => {
+            cmd.arg("--abandon");
+        }
+        Wish::Start => {}
+    }
+    if auto_approve {
+        cmd.arg("--auto-approve");
+    }
+    let stderr = match log.try_clone() {
+        Ok(f) => f,
+        Err(e) => {
+            error(e);
+            return Exit::Failed;
+        }
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(stderr));
+    // SAFETY: setsid is async-signal-safe; it detaches the engine from this
+    // terminal, so a hang-up here never reaches it.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            error(format!("cannot start the engine: {e}"));
+            return Exit::Failed;
+        }
+    };
+    let started = Instant::now();
+    let conn = loop {
+        match client::connect(state_dir, true, true).await {
+            Ok(c) => break c,
+            Err(ConnectError::Refused(m)) => {
+                error(m);
+                return Exit::Failed;
+            }
+            Err(_) if started.elapsed() < ENGINE_START => {}
+            Err(e) => {
+                error(e);
+                return Exit::Failed;
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // The engine stopped before listening: say why, from its log.
+            let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let lines: Vec<&str> = tail.lines().collect();
+            for l in &lines[lines.len().saturating_sub(10)..] {
+                eprintln!("{l}");
+            }
+            return match status.code() {
+                Some(0) => Exit::Succeeded,
+                Some(2) => Exit::Usage,
+                Some(3) => Exit::RolledBack,
+                Some(4) => Exit::RollbackFailed,
+                Some(5) => Exit::Interrupted,
+                _ => Exit::Failed,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!(
+        "engine started (pid {}), log {}",
+        conn.welcome.pid,
+        log_path.display()
+    );
+    attached(conn, state_dir).await
+}
+
+/// `cutover attach`.
+pub async fn attach(target: Target) -> Exit {
+    let dir = state_dir_of(&target);
+    match client::connect(&dir, true, true).await {
+        Ok(conn) => attached(conn, &dir).await,
+        Err(e @ ConnectError::Gone(_)) => {
+            error(e);
+            Exit::Failed
+        }
+        Err(e) => {
+            error(e);
+            Exit::Failed
+        }
+    }
+}
+
+/// The dashboard on a connected engine, until the operator leaves or the
+/// engine ends; the outcome's exit when it ended, else 6 (detached).
+async fn attached(conn: client::Connection, state_dir: &Path) -> Exit {
+    let operator = conn.welcome.operator.clone();
+    let may_steer = conn.welcome.may_steer;
+    let attached = match client::attach(conn).await {
+        Ok(a) => a,
+        Err(e) => {
+            error(e);
+            return Exit::Failed;
+        }
+    };
+    crate::ui::init_logging();
+    if !may_steer {
+        tracing::warn!(target: "cutover", "{operator} may watch this deployment but not steer it");
+    }
+    let leave = super::signals::leave_on_any();
+    let snapshots = attached.snapshots.clone();
+    let io = crate::ui::DashboardIo {
+        snapshots: attached.snapshots,
+        commands: attached.commands,
+        hangup: leave,
+    };
+    let ended = crate::ui::run(io).await;
+    let last = snapshots.borrow().clone();
+    if let Err(e) = ended {
+        error(format!("the dashboard failed: {e}"));
+    }
+    match last.outcome {
+        Some(outcome) => {
+            eprintln!(
+                "{}: {} — journal {}",
+                last.deployment_id,
+                outcome.as_str(),
+                last.journal_path
+            );
+            outcome.into()
+        }
+        None => {
+            eprintln!(
+                "detached from {}: the deployment goes on (`cutover attach` returns to it; log {})",
+                last.deployment_id,
+                engine_log(state_dir).display()
+            );
+            Exit::Detached
+        }
+    }
+}
+
+/// `cutover engine FILE`: the detached engine's process.
+pub async fn engine(args: EngineArgs) -> Exit {
+    let plan = match load(&args.file) {
+        Ok(p) => p,
+        Err(exit) => return exit,
+    };
+    let (logs_tx, _) = broadcast::channel(server::BACKLOG);
+    {
+        use tracing_subscriber::prelude::*;
+        let _ = tracing_subscriber::registry()
+            .with(crate::logging::PlainLayer { output: true })
+            .with(logs::BroadcastLayer {
+                lines: logs_tx.clone(),
+            })
+            .try_init();
+    }
+    let operator = engine::operator_from_env();
+    let state_dir = plan.deployment.state_dir.clone();
+    let lock = match lock::acquire(&state_dir, &operator.to_string()) {
+        Ok(l) => l,
+        Err(e) => {
+            error(e);
+            return Exit::Failed;
+        }
+    };
+    let mut opts = EngineOptions::new(operator.clone());
+    opts.auto_approve = args.auto_approve;
+    opts.attended = true;
+    if let Some(stale) = &lock.stale {
+        opts.notes.push(format!(
+            "took over the lock of {stale}, whose process is gone"
+        ));
+    }
+    let wish = match (args.resume, args.abandon) {
+        (true, _) => Wish::Resume,
+        (_, true) => Wish::Abandon,
+        _ => Wish::Start,
+    };
+    let open_now = match record::open_deployment(&state_dir) {
+        Ok(o) => o,
+        Err(e) => {
+            error(e);
+            return Exit::Failed;
+        }
+    };
+    match open::decide(open_now, &plan, wish, &state_dir) {
+        Opening::Start => {}
+        Opening::Resume(point) => opts.resume = Some(*point),
+        Opening::Abandon(read) => {
+            if let Err(e) = open::abandon(&read, &operator) {
+                error(e);
+                return Exit::Failed;
+            }
+        }
+        Opening::Refuse(m) => {
+            error(m);
+            return Exit::Usage;
+        }
+    }
+    let socket = match server::bind(&state_dir, None) {
+        Ok(s) => s,
+        Err(e) => {
+            error(format!("cannot listen for operators: {e}"));
+            return Exit::Failed;
+        }
+    };
+    let mut handle = match engine::start(plan, opts).await {
+        Ok(h) => h,
+        Err(e) => {
+            error(e);
+            return Exit::Failed;
+        }
+    };
+    let (records_tx, _) = broadcast::channel(server::BACKLOG);
+    let served = server::Served {
+        commands: handle.commands.clone(),
+        snapshots: handle.snapshots.clone(),
+        records: records_tx.clone(),
+        logs: logs_tx,
+        may_steer: Arc::new(|_| Ok(())),
+        watchers: Default::default(),
+    };
+    let watchers = Arc::clone(&served.watchers);
+    let serving = tokio::spawn(socket.serve(served));
+    let _signals = super::signals::spawn(handle.commands.clone(), handle.snapshots.clone());
+    while let Some(record) = handle.records.recv().await {
+        let _ = records_tx.send(record.line.text.clone());
+        eprintln!(
+            "{}  {}",
+            record.line.ts.format("%H:%M:%S%.3f"),
+            record.event.describe()
+        );
+    }
+    let outcome = match handle.task.await {
+        Ok(o) => o,
+        Err(e) => {
+            error(format!("the engine stopped unexpectedly: {e}"));
+            return Exit::Failed;
+        }
+    };
+    // Dashboards see the outcome; the process (and a built-in router) stays
+    // while any still watches.
+    let since = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while watchers.load(Ordering::SeqCst) > 0 && since.elapsed() < LINGER {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    serving.abort();
+    drop(lock);
+    eprintln!("journal: {}", handle.journal_path.display());
+    outcome.into()
+}
