@@ -123,7 +123,9 @@ impl Recovery {
     /// `RecoveryError::Data` for an invalid reading (state unchanged),
     /// `RecoveryError::BaselineExhausted` once every baseline interval is used.
     pub fn observe(&mut self, stable_now: TrackCounts) -> Result<Evidence, RecoveryError> {
-        if stable_now.requests == self.last_now.requests && stable_now.events == self.last_now.events {
+        if stable_now.requests == self.last_now.requests
+            && stable_now.events == self.last_now.events
+        {
             return Ok(self.test.evidence());
         }
         let chunk = *self
@@ -162,5 +164,98 @@ impl Recovery {
         self.baseline_used = baseline;
         self.last_now = stable_now;
         Ok(evidence)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::judge::Decision;
+
+    /// Cumulative readings of a stream of `n` intervals of `r` requests, with
+    /// events drawn at `rate`.
+    fn stream(seed: u64, n: usize, r: u64, rate: f64, start: TrackCounts) -> Vec<TrackCounts> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut c = start;
+        let mut out = vec![c];
+        for _ in 0..n {
+            for _ in 0..r {
+                c.requests += 1;
+                c.events += u64::from(rng.f64() < rate);
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    #[test]
+    fn stable_still_degraded_after_a_rollback_fails_and_recovered_does_not() {
+        let settings = Settings::new(0.01, 1.1).unwrap();
+        let baseline = stream(1, 60, 200, 0.01, TrackCounts::default());
+        let start = *baseline.last().unwrap();
+        let mut degraded = Recovery::new(settings, &baseline, start).unwrap();
+        let after = stream(2, 60, 200, 0.05, start);
+        let fail = after[1..]
+            .iter()
+            .map(|c| degraded.observe(*c).unwrap().decision)
+            .position(|d| d == Decision::Fail);
+        assert!(fail.is_some_and(|i| i < 20), "{fail:?}");
+
+        let mut recovered = Recovery::new(settings, &baseline, start).unwrap();
+        let after = stream(3, 60, 200, 0.01, start);
+        let mut last = None;
+        for c in &after[1..] {
+            let e = recovered.observe(*c).unwrap();
+            assert_ne!(e.decision, Decision::Fail);
+            last = Some(e);
+        }
+        let e = last.unwrap();
+        assert!(e.ratio_low < 1.0 && e.ratio_high.unwrap() > 1.0, "{e:?}");
+        assert!(e.ratio_high.unwrap() < 2.5, "{e:?}");
+        assert_eq!(recovered.intervals_left(), 0);
+        let more = TrackCounts::new(
+            after.last().unwrap().requests + 200,
+            after.last().unwrap().events,
+        );
+        assert_eq!(
+            recovered.observe(more),
+            Err(RecoveryError::BaselineExhausted { intervals: 60 })
+        );
+    }
+
+    #[test]
+    fn invalid_baselines_and_readings_are_errors_and_quiet_readings_use_no_baseline() {
+        let s = Settings::default();
+        let bad = [TrackCounts::new(100, 1), TrackCounts::new(50, 1)];
+        assert!(matches!(
+            Recovery::new(s, &bad, TrackCounts::default()),
+            Err(DataError::CounterDecreased {
+                track: Track::Stable,
+                ..
+            })
+        ));
+        let skew = [TrackCounts::new(100, 1), TrackCounts::new(110, 20)];
+        assert!(Recovery::new(s, &skew, TrackCounts::default()).is_err());
+        let baseline = [
+            TrackCounts::new(0, 0),
+            TrackCounts::new(100, 1),
+            TrackCounts::new(200, 2),
+        ];
+        let start = TrackCounts::new(1000, 10);
+        let mut r = Recovery::new(s, &baseline, start).unwrap();
+        assert_eq!(r.intervals_left(), 2);
+        r.observe(start).unwrap();
+        assert_eq!(r.intervals_left(), 2);
+        let reset = r.observe(TrackCounts::new(5, 0)).unwrap_err();
+        assert!(matches!(
+            reset,
+            RecoveryError::Data(DataError::CounterDecreased {
+                track: Track::Stable,
+                ..
+            })
+        ));
+        assert_eq!(r.intervals_left(), 2);
+        r.observe(TrackCounts::new(1100, 11)).unwrap();
+        assert_eq!(r.intervals_left(), 1);
     }
 }

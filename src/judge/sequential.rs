@@ -228,7 +228,8 @@ impl SequentialTest {
                 // r = n_c / n_s; terms equal at every grid point are dropped.
                 let r = c.requests as f64 / s.requests as f64;
                 let xc = c.events as f64;
-                for ((l, &rho), &ln_rho) in self.loglik.iter_mut().zip(&self.rho).zip(&self.ln_rho) {
+                for ((l, &rho), &ln_rho) in self.loglik.iter_mut().zip(&self.rho).zip(&self.ln_rho)
+                {
                     *l += xc * ln_rho - x * (rho * r).ln_1p();
                 }
             }
@@ -307,7 +308,12 @@ impl SequentialTest {
         let r_c = (w * self.rho[m] * lambda).min(w);
         let r_s = (1.0 - w) * lambda.min(1.0);
         let odds = w / (1.0 - w);
-        let ln_p = |rho: f64| ((odds * rho).ln() - (odds * rho).ln_1p(), -(odds * rho).ln_1p());
+        let ln_p = |rho: f64| {
+            (
+                (odds * rho).ln() - (odds * rho).ln_1p(),
+                -(odds * rho).ln_1p(),
+            )
+        };
         let (p0, q0) = ln_p(self.settings.tolerance);
         let drift: Vec<f64> = self
             .rho
@@ -460,7 +466,10 @@ mod tests {
     fn no_events_is_no_evidence_and_an_unbounded_interval() {
         let mut t = SequentialTest::new(Settings::default());
         let e = t.observe(counts(500, 0, 9500, 0)).unwrap();
-        assert!(e.ln_e_fail.abs() < 1e-12 && e.ln_e_pass.abs() < 1e-12, "{e:?}");
+        assert!(
+            e.ln_e_fail.abs() < 1e-12 && e.ln_e_pass.abs() < 1e-12,
+            "{e:?}"
+        );
         assert_eq!(e.ratio, None);
         assert_eq!((e.ratio_low, e.ratio_high), (0.0, None));
         assert_eq!(e.decision, Decision::Open);
@@ -483,7 +492,10 @@ mod tests {
             }
         ));
         let events_down = t.observe(counts(150, 0, 2000, 20)).unwrap_err();
-        assert!(matches!(events_down, DataError::CounterDecreased { what: "events", .. }));
+        assert!(matches!(
+            events_down,
+            DataError::CounterDecreased { what: "events", .. }
+        ));
         let skew = t.observe(counts(100, 3, 2000, 20)).unwrap_err();
         assert!(matches!(
             skew,
@@ -563,7 +575,10 @@ mod tests {
             c.stable.requests += 800;
             c.stable.events += 16;
             let e = t.observe(c).unwrap();
-            widths.push(e.ratio_high.map_or(f64::INFINITY, |h| h / e.ratio_low.max(1e-9)));
+            widths.push(
+                e.ratio_high
+                    .map_or(f64::INFINITY, |h| h / e.ratio_low.max(1e-9)),
+            );
         }
         let e = t.evidence();
         assert!(e.ratio_low < 0.5 && e.ratio_high.unwrap() > 0.5, "{e:?}");
@@ -598,14 +613,20 @@ mod tests {
     #[test]
     fn replay_from_cumulative_counts_reproduces_every_verdict_exactly() {
         let all = scenarios(20_000);
-        let scenario = all.iter().find(|s| s.name.starts_with("1 % → 3 % errors")).unwrap();
+        let scenario = all
+            .iter()
+            .find(|s| s.name.starts_with("1 % → 3 % errors"))
+            .unwrap();
         let test = SequentialTest::new(Settings::default());
         let run = simulate(scenario, &test, 7);
         assert!(run.rolled_back_at.is_some());
         let mut readings = vec![Reading::Rebase(Counts::default())];
         readings.extend(run.readings.iter().map(|c| Reading::Counts(*c)));
         let replayed = replay(Settings::default(), &readings);
-        assert_eq!(replayed[0], Ok(SequentialTest::new(Settings::default()).evidence()));
+        assert_eq!(
+            replayed[0],
+            Ok(SequentialTest::new(Settings::default()).evidence())
+        );
         let replayed: Vec<Evidence> = replayed[1..].iter().map(|r| r.clone().unwrap()).collect();
         assert_eq!(replayed, run.evidence);
         assert_eq!(replayed.last().unwrap().decision, Decision::Fail);
@@ -619,14 +640,13 @@ mod tests {
         with_bad.insert(5, Reading::Counts(Counts::default()));
         let again = replay(Settings::default(), &with_bad);
         assert!(again[5].is_err());
-        let again: Vec<Evidence> = again[1..]
-            .iter()
-            .filter_map(|r| r.clone().ok())
-            .collect();
+        let again: Vec<Evidence> = again[1..].iter().filter_map(|r| r.clone().ok()).collect();
         assert_eq!(again, run.evidence);
         // Another tolerance decides differently on the same counts.
         let stricter = replay(Settings::new(0.01, 3.5).unwrap(), &readings);
-        assert!(stricter.iter().all(|r| r.as_ref().unwrap().decision != Decision::Fail));
+        assert!(stricter
+            .iter()
+            .all(|r| r.as_ref().unwrap().decision != Decision::Fail));
     }
 
     #[test]

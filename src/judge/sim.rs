@@ -120,6 +120,12 @@ impl Scenario {
 pub struct Run {
     /// Total requests (both tracks) at the reading where the test failed.
     pub rolled_back_at: Option<u64>,
+    /// Total requests at the first reading whose interval for the ratio ended
+    /// at or below `PASS_RATIO` (a bounded pass, bake aside).
+    pub bounded_at: Option<u64>,
+    /// Total requests at the first reading where the pass evidence reached
+    /// 1/alpha (the canary shown below the tolerance).
+    pub shown_at: Option<u64>,
     /// The cumulative counts read at each interval's end, up to the fail.
     pub readings: Vec<Counts>,
     /// The evidence after each reading.
@@ -134,6 +140,8 @@ pub fn simulate(scenario: &Scenario, test: &SequentialTest, seed: u64) -> Run {
     let mut counts = Counts::default();
     let mut run = Run {
         rolled_back_at: None,
+        bounded_at: None,
+        shown_at: None,
         readings: Vec::new(),
         evidence: Vec::new(),
     };
@@ -160,7 +168,11 @@ pub fn simulate(scenario: &Scenario, test: &SequentialTest, seed: u64) -> Run {
         });
         for _ in 0..scenario.requests_per_interval {
             let canary = rng.f64() < share;
-            let model = if canary { &scenario.canary } else { &scenario.stable };
+            let model = if canary {
+                &scenario.canary
+            } else {
+                &scenario.stable
+            };
             let event = match scenario.event {
                 EventKind::Errors => rng.f64() < model.error_rate * factor,
                 EventKind::Slow => model.latency_ms(rng.f64()) > scenario.slow_ms,
@@ -181,6 +193,12 @@ pub fn simulate(scenario: &Scenario, test: &SequentialTest, seed: u64) -> Run {
             break;
         };
         let failed = evidence.decision == Decision::Fail;
+        if run.bounded_at.is_none() && evidence.ratio_high.is_some_and(|h| h <= PASS_RATIO) {
+            run.bounded_at = Some(total);
+        }
+        if run.shown_at.is_none() && evidence.decision == Decision::Pass {
+            run.shown_at = Some(total);
+        }
         run.evidence.push(evidence);
         if failed {
             run.rolled_back_at = Some(total);
@@ -218,6 +236,11 @@ pub struct Summary {
     pub p95: Option<u64>,
     /// The most requests any rolled-back run took.
     pub max: Option<u64>,
+    /// Median total requests to a bounded pass (`Run::bounded_at`); `None`
+    /// when half the runs or more got none.
+    pub bounded_median: Option<u64>,
+    /// Runs where the canary was shown below the tolerance.
+    pub shown: u32,
 }
 
 impl Summary {
@@ -229,23 +252,31 @@ impl Summary {
 
 /// Runs `scenario` `runs` times from seeds derived from `seed`.
 pub fn run_many(scenario: &Scenario, test: &SequentialTest, runs: u32, seed: u64) -> Summary {
-    let mut at: Vec<Option<u64>> = (0..u64::from(runs))
-        .map(|i| simulate(scenario, test, seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).rolled_back_at)
+    let results: Vec<Run> = (0..u64::from(runs))
+        .map(|i| simulate(scenario, test, seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
         .collect();
-    // Runs never rolled back sort last.
-    at.sort_by_key(|a| a.unwrap_or(u64::MAX));
-    let quantile = |q: f64| {
-        let idx = ((q * at.len() as f64).ceil() as usize).saturating_sub(1);
-        at.get(idx).copied().flatten()
+    let sorted = |pick: fn(&Run) -> Option<u64>| {
+        let mut v: Vec<Option<u64>> = results.iter().map(pick).collect();
+        // Runs that never got there sort last.
+        v.sort_by_key(|a| a.unwrap_or(u64::MAX));
+        v
     };
+    let quantile = |v: &[Option<u64>], q: f64| {
+        let idx = ((q * v.len() as f64).ceil() as usize).saturating_sub(1);
+        v.get(idx).copied().flatten()
+    };
+    let at = sorted(|r| r.rolled_back_at);
+    let bounded = sorted(|r| r.bounded_at);
     let rollbacks = at.iter().filter(|a| a.is_some()).count() as u32;
     Summary {
         runs,
         rollbacks,
         rate_interval: clopper_pearson(rollbacks, runs),
-        median: quantile(0.5),
-        p95: quantile(0.95),
+        median: quantile(&at, 0.5),
+        p95: quantile(&at, 0.95),
         max: at.iter().rev().find_map(|a| *a),
+        bounded_median: quantile(&bounded, 0.5),
+        shown: results.iter().filter(|r| r.shown_at.is_some()).count() as u32,
     }
 }
 
@@ -269,6 +300,9 @@ pub fn clopper_pearson(k: u32, n: u32) -> (f64, f64) {
 /// Requests per interval in the standard scenarios: one-second readings at 50
 /// requests a second.
 pub const REQUESTS_PER_INTERVAL: u32 = 50;
+/// The ratio a bounded pass must show in the standard scenarios (as
+/// `PassPolicy::default`).
+pub const PASS_RATIO: f64 = 2.0;
 /// The slow-request threshold in the standard scenarios, ms.
 pub const SLOW_MS: f64 = 300.0;
 
@@ -308,19 +342,67 @@ pub fn scenarios(horizon: u64) -> Vec<Scenario> {
         high: 0.20,
         every: 5,
     };
-    let mut swinging = errors("same 1 %, rate swings 0.2–5 %, slider", 0.01, 0.01, slider.clone(), horizon);
+    let mut swinging = errors(
+        "same 1 %, rate swings 0.2–5 %, slider",
+        0.01,
+        0.01,
+        slider.clone(),
+        horizon,
+    );
     swinging.swing = Some((1.6, horizon / 4));
     let fast = 100_000;
     vec![
         errors("same 1 % errors, steps 5→50 %", 0.01, 0.01, steps, horizon),
-        errors("same 1 % errors, slider 1–20 %", 0.01, 0.01, slider.clone(), horizon),
+        errors(
+            "same 1 % errors, slider 1–20 %",
+            0.01,
+            0.01,
+            slider.clone(),
+            horizon,
+        ),
         swinging,
-        errors("1 % → 3 % errors at 5 %", 0.01, 0.03, Share::Fixed(0.05), fast),
-        errors("0.1 % → 2.1 % errors at 5 %", 0.001, 0.021, Share::Fixed(0.05), fast),
-        errors("canary fails every request, 5 %", 0.01, 1.0, Share::Fixed(0.05), fast),
-        slow("same 1 % slow, slider 1–20 %", 0.01, TrackModel::slow(0.01, SLOW_MS), slider, horizon),
-        slow("1 % → 3 % slow at 5 %", 0.01, TrackModel::slow(0.03, SLOW_MS), Share::Fixed(0.05), fast),
-        slow("0.1 % → 2.1 % slow at 5 %", 0.001, TrackModel::slow(0.021, SLOW_MS), Share::Fixed(0.05), fast),
+        errors(
+            "1 % → 3 % errors at 5 %",
+            0.01,
+            0.03,
+            Share::Fixed(0.05),
+            fast,
+        ),
+        errors(
+            "0.1 % → 2.1 % errors at 5 %",
+            0.001,
+            0.021,
+            Share::Fixed(0.05),
+            fast,
+        ),
+        errors(
+            "canary fails every request, 5 %",
+            0.01,
+            1.0,
+            Share::Fixed(0.05),
+            fast,
+        ),
+        slow(
+            "same 1 % slow, slider 1–20 %",
+            0.01,
+            TrackModel::slow(0.01, SLOW_MS),
+            slider,
+            horizon,
+        ),
+        slow(
+            "1 % → 3 % slow at 5 %",
+            0.01,
+            TrackModel::slow(0.03, SLOW_MS),
+            Share::Fixed(0.05),
+            fast,
+        ),
+        slow(
+            "0.1 % → 2.1 % slow at 5 %",
+            0.001,
+            TrackModel::slow(0.021, SLOW_MS),
+            Share::Fixed(0.05),
+            fast,
+        ),
         slow(
             "canary slow on every request, 5 %",
             0.01,
@@ -329,4 +411,117 @@ pub fn scenarios(horizon: u64) -> Vec<Scenario> {
             fast,
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::judge::Settings;
+
+    fn named(all: &[Scenario], prefix: &str) -> Scenario {
+        all.iter()
+            .find(|s| s.name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no scenario {prefix}"))
+            .clone()
+    }
+
+    #[test]
+    fn same_seed_same_run_and_different_seeds_differ() {
+        let s = named(&scenarios(10_000), "1 % → 3 % errors");
+        let test = SequentialTest::new(Settings::default());
+        assert_eq!(simulate(&s, &test, 3), simulate(&s, &test, 3));
+        assert_ne!(
+            simulate(&s, &test, 3).readings,
+            simulate(&s, &test, 4).readings
+        );
+    }
+
+    #[test]
+    fn slow_fractions_are_what_the_scenarios_say() {
+        for f in [0.001, 0.01, 0.03] {
+            let got = TrackModel::slow(f, SLOW_MS).slow_fraction(SLOW_MS);
+            assert!((got - f).abs() < 1e-9 * f.max(1e-3), "{f} → {got}");
+        }
+        // Drawn latencies agree with the model.
+        let m = TrackModel::slow(0.03, SLOW_MS);
+        let mut rng = fastrand::Rng::with_seed(1);
+        let n = 200_000;
+        let slow = (0..n).filter(|_| m.latency_ms(rng.f64()) > SLOW_MS).count();
+        let rate = slow as f64 / n as f64;
+        assert!((rate - 0.03).abs() < 0.002, "{rate}");
+    }
+
+    #[test]
+    fn false_rollbacks_stay_within_alpha_with_steps_slider_and_a_swinging_rate() {
+        // A larger alpha makes a broken bound visible with few runs.
+        let alpha = 0.05;
+        let test = SequentialTest::new(Settings::new(alpha, 1.0).unwrap());
+        let all = scenarios(20_000);
+        let nulls: Vec<&Scenario> = all.iter().filter(|s| !s.canary_is_worse()).collect();
+        assert_eq!(nulls.len(), 4);
+        let (mut runs, mut rollbacks) = (0, 0);
+        for (i, s) in nulls.iter().enumerate() {
+            let summary = run_many(s, &test, 60, 100 + i as u64);
+            runs += summary.runs;
+            rollbacks += summary.rollbacks;
+        }
+        let (low, _) = clopper_pearson(rollbacks, runs);
+        assert!(
+            low <= alpha,
+            "{rollbacks}/{runs} false rollbacks at alpha {alpha}"
+        );
+        assert!(
+            f64::from(rollbacks) <= alpha * f64::from(runs),
+            "{rollbacks}/{runs} false rollbacks"
+        );
+    }
+
+    #[test]
+    fn one_to_three_percent_errors_at_five_percent_share_is_rolled_back_in_time() {
+        let s = named(&scenarios(20_000), "1 % → 3 % errors");
+        let summary = run_many(&s, &SequentialTest::new(Settings::default()), 200, 11);
+        let p95 = summary.p95.expect("under 95 % rolled back");
+        let median = summary.median.expect("under half rolled back");
+        assert!(p95 <= 25_000, "p95 {p95}");
+        assert!(median <= 10_000, "median {median}");
+    }
+
+    #[test]
+    fn a_canary_failing_every_request_is_rolled_back_within_150_requests() {
+        let test = SequentialTest::new(Settings::default());
+        let all = scenarios(20_000);
+        for prefix in ["canary fails every request", "canary slow on every request"] {
+            let summary = run_many(&named(&all, prefix), &test, 200, 12);
+            assert_eq!(summary.rollbacks, 200, "{prefix}");
+            let p95 = summary.p95.unwrap_or(u64::MAX);
+            assert!(p95 <= 150, "{prefix}: p95 {p95}");
+        }
+    }
+
+    #[test]
+    fn small_rates_and_slow_requests_are_caught_too() {
+        let test = SequentialTest::new(Settings::default());
+        let all = scenarios(20_000);
+        for prefix in [
+            "0.1 % → 2.1 % errors",
+            "1 % → 3 % slow",
+            "0.1 % → 2.1 % slow",
+        ] {
+            let summary = run_many(&named(&all, prefix), &test, 100, 13);
+            let p95 = summary.p95.unwrap_or(u64::MAX);
+            assert!(p95 <= 25_000, "{prefix}: p95 {p95}");
+        }
+    }
+
+    #[test]
+    fn clopper_pearson_matches_known_values() {
+        let (lo, hi) = clopper_pearson(0, 1000);
+        assert_eq!(lo, 0.0);
+        assert!((hi - 0.003682).abs() < 1e-5, "{hi}");
+        let (lo, hi) = clopper_pearson(10, 1000);
+        assert!(
+            (lo - 0.004806).abs() < 1e-5 && (hi - 0.018313).abs() < 1e-5,
+            "{lo} {hi}"
+        );
+    }
 }
