@@ -103,8 +103,10 @@ pub struct Evidence {
     pub ln_e_fail: f64,
     /// ln of the e-value toward pass; shown at `ln(1/alpha)`.
     pub ln_e_pass: f64,
-    /// The canary/stable rate ratio that fits best (on the grid), `None`
-    /// before any event in an interval where both tracks had requests.
+    /// The canary/stable rate ratio that fits best (on the grid; one of the
+    /// grid's ends, about 1/1000 or 1000 × tolerance, while every compared
+    /// event fell on one track), `None` before any event in an interval where
+    /// both tracks had requests.
     pub ratio: Option<f64>,
     /// Lower end of the `1 − alpha` anytime-valid interval for the ratio.
     pub ratio_low: f64,
