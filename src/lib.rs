@@ -12,6 +12,7 @@ pub mod domain;
 pub mod engine;
 pub mod haproxy_api;
 pub mod headless;
+pub mod judge;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
