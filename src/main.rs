@@ -113,6 +113,9 @@ struct DemoAppArgs {
     /// Added delay per request, in milliseconds
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Loopback address serving POST /fault, like 127.0.0.1:9101 (default: none)
+    #[arg(long)]
+    admin: Option<SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -575,11 +578,16 @@ async fn demo_cmd(args: DemoArgs) -> i32 {
         demo::DEMO_RPS,
         state_dir.display()
     );
+    if let (Some(stable), Some(canary)) = (demo.stable.admin_addr(), demo.canary.admin_addr()) {
+        eprintln!(
+            "demo: faults by hand: POST http://{canary}/fault (canary) or http://{stable}/fault (stable), e.g. error_rate=0.5 or latency_ms=800"
+        );
+    }
     let fault = args.fault.map(|f| match f {
         FaultArg::Error => demo::Fault::Error,
         FaultArg::Latency => demo::Fault::Latency,
     });
-    let canary = demo.canary.clone();
+    let canary_admin = demo.canary.admin_addr();
     let demo_plan = demo.plan.clone();
     if let Some(code) = show.refuse_unattended_gates(&demo.plan) {
         return code;
@@ -597,10 +605,11 @@ async fn demo_cmd(args: DemoArgs) -> i32 {
         router: demo.router.router.clone(),
         stats: demo.router.stats.clone(),
         listen: demo.router.listen,
+        connections: demo.router.connections.clone(),
     });
     let code = execute(demo.plan.clone(), show, opts, |handle| {
-        if let Some(f) = fault {
-            demo::inject_fault(f, &demo_plan, canary, handle.snapshots.clone());
+        if let (Some(f), Some(admin)) = (fault, canary_admin) {
+            demo::inject_fault(f, &demo_plan, admin, handle.snapshots.clone());
         }
     })
     .await;
@@ -628,6 +637,7 @@ async fn demo_app(args: DemoAppArgs) -> i32 {
         version: args.version,
         error_rate: args.error_rate,
         latency_ms: args.latency_ms,
+        admin: args.admin,
     };
     match demo::app::serve_forever(cfg).await {
         Ok(()) => 0,
