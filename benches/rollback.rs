@@ -125,6 +125,7 @@ async fn run() -> Result<(), BoxError> {
         version: version.to_string(),
         error_rate: 0.0,
         latency_ms: 0,
+        admin: None,
     };
     let v1 = DemoApp::start(config("v1")).await?;
     let v2 = DemoApp::start(config("v2")).await?;

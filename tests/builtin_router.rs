@@ -22,6 +22,7 @@ async fn app(version: &str) -> DemoApp {
         version: version.to_string(),
         error_rate: 0.0,
         latency_ms: 0,
+        admin: Some("127.0.0.1:0".parse().expect("addr")),
     })
     .await
     .expect("demo-app starts")
@@ -229,11 +230,12 @@ async fn upstream_5xx_count_as_errors_of_their_track() {
 #[tokio::test]
 async fn method_path_query_headers_and_body_are_forwarded() {
     let (v1, v2) = (app("v1").await, app("v2").await);
-    let router = router(v1.local_addr(), v2.local_addr()).await;
+    // A router whose stable upstream is v1's admin listener, so a POST with a
+    // query and a form body has somewhere to land.
+    let admin = v1.admin_addr().expect("admin listener");
+    let to_admin = router(admin, v2.local_addr()).await;
     let c = client();
-    let base = format!("http://{}", router.local_addr());
-
-    // POST with a query and a form body reaches the stable app's /fault.
+    let base = format!("http://{}", to_admin.local_addr());
     let r = c
         .post(format!("{base}/fault?latency_ms=0"))
         .form(&[("error_rate", "1")])
@@ -255,6 +257,22 @@ async fn method_path_query_headers_and_body_are_forwarded() {
         .expect("POST /fault");
     assert_eq!(r.status(), 415);
 
+    // In front of the service ports, /fault is not there: clients of the
+    // router cannot change how the services behave.
+    let router = router(v1.local_addr(), v2.local_addr()).await;
+    router.set_weight(50).await.expect("set weight");
+    let base = format!("http://{}", router.local_addr());
+    for _ in 0..4 {
+        let r = c
+            .post(format!("{base}/fault?error_rate=0"))
+            .form(&[("latency_ms", "500")])
+            .send()
+            .await
+            .expect("POST /fault");
+        assert_eq!(r.status(), 404);
+    }
+    assert_eq!((v1.fault(), v2.fault()), ((1.0, 0), (0.0, 0)));
+
     // The upstream's own status, headers and body come back as they are.
     let r = c
         .get(format!("{base}/missing?x=1"))
@@ -263,6 +281,7 @@ async fn method_path_query_headers_and_body_are_forwarded() {
         .expect("GET");
     assert_eq!(r.status(), 404);
     assert!(r.text().await.expect("body").starts_with("not found"));
+    router.set_weight(0).await.expect("set weight");
     let r = c.get(format!("{base}/")).send().await.expect("GET /");
     assert_eq!(r.status(), 500);
     assert_eq!(r.headers()["x-version"], "v1");

@@ -1,7 +1,10 @@
-//! The sample service over real HTTP on loopback: answers, /metrics, POST /fault.
+//! The sample service over real HTTP on loopback: answers, /metrics, and
+//! POST /fault on the admin listener only.
 //!
 //! Every app here stops when its `DemoApp` is dropped, which also happens when
-//! a test fails and unwinds.
+//! a test fails and unwinds; the binary's is killed by its guard.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,6 +18,7 @@ async fn start(version: &str) -> DemoApp {
         version: version.to_string(),
         error_rate: 0.0,
         latency_ms: 0,
+        admin: Some("127.0.0.1:0".parse().expect("addr")),
     })
     .await
     .expect("demo-app starts")
@@ -30,6 +34,12 @@ fn client() -> reqwest::Client {
 
 fn url(app: &DemoApp, path: &str) -> String {
     format!("http://{}{path}", app.local_addr())
+}
+
+/// A URL on the app's admin listener.
+fn admin(app: &DemoApp, path: &str) -> String {
+    let addr = app.admin_addr().expect("an admin listener");
+    format!("http://{addr}{path}")
 }
 
 /// GETs / `n` times; the statuses in order.
@@ -166,9 +176,79 @@ async fn answers_hello_health_and_not_found() {
     let r = c.delete(url(&app, "/")).send().await.expect("DELETE /");
     assert_eq!(r.status(), 405);
     assert_eq!(r.headers()["allow"], "GET, HEAD");
-    let r = c.get(url(&app, "/fault")).send().await.expect("GET /fault");
-    assert_eq!(r.status(), 405);
     app.shutdown();
+}
+
+#[tokio::test]
+async fn the_service_port_has_no_fault_endpoint() {
+    let app = start("v1").await;
+    let c = client();
+    for query in ["error_rate=1", "latency_ms=600000"] {
+        let r = c
+            .post(url(&app, &format!("/fault?{query}")))
+            .form(&[("error_rate", "1")])
+            .send()
+            .await
+            .expect("POST /fault");
+        assert_eq!(r.status(), 404, "{query}");
+    }
+    let r = c.get(url(&app, "/fault")).send().await.expect("GET /fault");
+    assert_eq!(r.status(), 404);
+    assert_eq!(app.fault(), (0.0, 0));
+    assert!(hit(&c, &app, 10).await.iter().all(|s| *s == 200));
+
+    // The admin listener serves /fault and nothing else.
+    let r = c
+        .get(admin(&app, "/fault"))
+        .send()
+        .await
+        .expect("GET /fault");
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    for path in ["/", "/metrics", "/health"] {
+        let r = c.get(admin(&app, path)).send().await.expect("GET");
+        assert_eq!(r.status(), 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn an_admin_address_off_loopback_is_refused() {
+    let e = DemoApp::start(DemoAppConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        version: "v1".into(),
+        error_rate: 0.0,
+        latency_ms: 0,
+        admin: Some("0.0.0.0:0".parse().expect("addr")),
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("loopback"), "{e}");
+
+    // Without an admin address there is no fault endpoint at all.
+    let app = DemoApp::start(DemoAppConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        version: "v1".into(),
+        error_rate: 0.0,
+        latency_ms: 0,
+        admin: None,
+    })
+    .await
+    .expect("starts");
+    assert_eq!(app.admin_addr(), None);
+}
+
+#[test]
+fn the_binary_serves_faults_on_its_admin_address_only() {
+    let (_app, addr, admin) = common::demo_app_with_admin("v3", &[]);
+    assert_eq!(common::post_fault(addr, "error_rate=1"), Some(404));
+    assert_eq!(common::get_version(addr, "/").map(|(s, _)| s), Some(200));
+    assert_eq!(common::post_fault(admin, "error_rate=1"), Some(200));
+    assert_eq!(
+        common::get_version(addr, "/"),
+        Some((500, Some("v3".into())))
+    );
 }
 
 #[tokio::test]
@@ -234,7 +314,7 @@ async fn post_fault_changes_the_error_rate() {
 
     // As a query parameter.
     let r = c
-        .post(url(&app, "/fault?error_rate=1"))
+        .post(admin(&app, "/fault?error_rate=1"))
         .send()
         .await
         .expect("POST /fault");
@@ -245,7 +325,7 @@ async fn post_fault_changes_the_error_rate() {
 
     // As a form body.
     let r = c
-        .post(url(&app, "/fault"))
+        .post(admin(&app, "/fault"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("error_rate=0")
         .send()
@@ -258,7 +338,7 @@ async fn post_fault_changes_the_error_rate() {
     // A fraction fails about that often: 400 requests at 0.5 put the count
     // of failures far (8 standard deviations) inside 120..=280.
     let r = c
-        .post(url(&app, "/fault"))
+        .post(admin(&app, "/fault"))
         .form(&[("error_rate", "0.5")])
         .send()
         .await
@@ -277,7 +357,7 @@ async fn post_fault_adds_latency() {
     let app = start("v1").await;
     let c = client();
     let r = c
-        .post(url(&app, "/fault"))
+        .post(admin(&app, "/fault"))
         .form(&[("latency_ms", "60")])
         .send()
         .await
@@ -313,7 +393,7 @@ async fn bad_fault_values_get_400_with_the_reason() {
     ];
     for (query, reason) in cases {
         let r = c
-            .post(url(&app, &format!("/fault?{query}")))
+            .post(admin(&app, &format!("/fault?{query}")))
             .send()
             .await
             .expect("POST /fault");
@@ -322,7 +402,7 @@ async fn bad_fault_values_get_400_with_the_reason() {
         assert!(body.contains(reason), "{query}: {body}");
     }
     let r = c
-        .post(url(&app, "/fault"))
+        .post(admin(&app, "/fault"))
         .header("content-type", "application/json")
         .body(r#"{"error_rate":1}"#)
         .send()
@@ -355,7 +435,7 @@ async fn an_oversized_fault_body_is_refused() {
     let app = start("v1").await;
     let body = format!("error_rate=1&{}", "x".repeat(10_000));
     let r = client()
-        .post(url(&app, "/fault"))
+        .post(admin(&app, "/fault"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
         .send()

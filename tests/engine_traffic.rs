@@ -83,6 +83,7 @@ sample = "cat metrics.json"
         router: router.clone(),
         stats: None,
         listen: None,
+        connections: None,
     });
     (
         engine::start(plan, opts).await.expect("engine starts"),

@@ -177,6 +177,9 @@ pub struct DemoAppArgs {
     /// Added delay per request, in milliseconds
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Loopback address serving POST /fault, like 127.0.0.1:9101 (default: none)
+    #[arg(long)]
+    pub admin: Option<SocketAddr>,
 }
 
 #[derive(clap::Args)]

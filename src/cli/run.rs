@@ -289,11 +289,16 @@ pub async fn demo(args: DemoArgs) -> Exit {
         demo::DEMO_RPS,
         state_dir.display()
     );
+    if let (Some(stable), Some(canary)) = (demo.stable.admin_addr(), demo.canary.admin_addr()) {
+        eprintln!(
+            "demo: faults by hand: POST http://{canary}/fault (canary) or http://{stable}/fault (stable), e.g. error_rate=0.5 or latency_ms=800"
+        );
+    }
     let fault = args.fault.map(|f| match f {
         FaultArg::Error => demo::Fault::Error,
         FaultArg::Latency => demo::Fault::Latency,
     });
-    let canary = demo.canary.clone();
+    let canary_admin = demo.canary.admin_addr();
     let demo_plan = demo.plan.clone();
     if let Err(exit) = show.refuse_unattended_gates(&demo.plan) {
         return exit;
@@ -311,10 +316,11 @@ pub async fn demo(args: DemoArgs) -> Exit {
         router: demo.router.router.clone(),
         stats: demo.router.stats.clone(),
         listen: demo.router.listen,
+        connections: demo.router.connections.clone(),
     });
     let exit = execute(demo.plan.clone(), show, opts, |handle| {
-        if let Some(f) = fault {
-            demo::inject_fault(f, &demo_plan, canary, handle.snapshots.clone());
+        if let (Some(f), Some(admin)) = (fault, canary_admin) {
+            demo::inject_fault(f, &demo_plan, admin, handle.snapshots.clone());
         }
     })
     .await;
@@ -343,6 +349,7 @@ pub async fn demo_app(args: DemoAppArgs) -> Exit {
         version: args.version,
         error_rate: args.error_rate,
         latency_ms: args.latency_ms,
+        admin: args.admin,
     };
     match demo::app::serve_forever(cfg).await {
         Ok(()) => Exit::Succeeded,

@@ -1,6 +1,8 @@
 //! The sample service of SPEC §6 (`cutover demo-app`): answers `GET /` as a
 //! given version, fails and slows down on demand, and exports Prometheus
 //! metrics, so a canary rehearsal has something real to route and judge.
+//! Faults are injected with `POST /fault` on a separate loopback admin
+//! listener, never on the service port, which clients and routers reach.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -18,12 +20,14 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::router::builtin::spawn_http1;
+use crate::router::serve::{spawn_http1, ConnectionLimits};
 
 /// The longest delay `POST /fault` accepts: ten minutes.
 pub const MAX_LATENCY_MS: u64 = 600_000;
 /// A fault form is two short numbers; anything bigger is refused.
 const MAX_FAULT_BODY: usize = 4096;
+/// The admin listener serves one operator or test at a time, not traffic.
+const ADMIN_CONNECTIONS: usize = 16;
 /// Upper bounds of the latency histogram, in seconds (Prometheus' defaults).
 const BUCKETS_S: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -37,6 +41,9 @@ pub struct DemoAppConfig {
     pub error_rate: f64,
     /// Delay before each `GET /` answer.
     pub latency_ms: u64,
+    /// Where `POST /fault` is served, a loopback address (port 0 picks a
+    /// free port); `None` serves no fault endpoint.
+    pub admin: Option<SocketAddr>,
 }
 
 /// A change of behaviour asked for by `POST /fault`.
@@ -253,7 +260,19 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<AppBody> {
     response
 }
 
+/// A 405 naming the methods `path` allows.
+fn not_allowed(path: &str, allow: &'static str) -> Response<AppBody> {
+    let mut r = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{path} allows {allow}\n"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
 impl AppState {
+    /// The service port: what clients and routers reach.
     async fn handle(&self, req: Request<Incoming>) -> Result<Response<AppBody>, Infallible> {
         let path = req.uri().path();
         let method = req.method().clone();
@@ -268,24 +287,24 @@ impl AppState {
                 );
                 r
             }
-            ("/fault", &Method::POST) => self.fault(req).await,
-            ("/" | "/health" | "/metrics" | "/fault", _) => {
-                let allow = match path {
-                    "/fault" => "POST",
-                    "/metrics" => "GET",
-                    _ => "GET, HEAD",
-                };
-                let mut r = text(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    format!("{path} allows {allow}\n"),
-                );
-                r.headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static(allow));
-                r
-            }
+            ("/" | "/health", _) => not_allowed(path, "GET, HEAD"),
+            ("/metrics", _) => not_allowed(path, "GET"),
             _ => text(
                 StatusCode::NOT_FOUND,
-                "not found: try GET /, GET /health, GET /metrics or POST /fault\n",
+                "not found: try GET /, GET /health or GET /metrics\n",
+            ),
+        };
+        Ok(response)
+    }
+
+    /// The admin listener: fault injection only.
+    async fn handle_admin(&self, req: Request<Incoming>) -> Result<Response<AppBody>, Infallible> {
+        let response = match (req.uri().path(), req.method()) {
+            ("/fault", &Method::POST) => self.fault(req).await,
+            ("/fault", _) => not_allowed("/fault", "POST"),
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "not found: the admin listener serves POST /fault\n",
             ),
         };
         Ok(response)
@@ -380,13 +399,22 @@ impl AppState {
 /// A running sample service; stops when dropped or on `shutdown`.
 pub struct DemoApp {
     local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     state: Arc<AppState>,
     stop: CancellationToken,
 }
 
 impl DemoApp {
-    /// Binds `cfg.listen` (port 0 picks a free port) and serves until shut down.
+    /// Binds `cfg.listen` and `cfg.admin` (port 0 picks a free port) and
+    /// serves until shut down. An admin address off loopback is refused
+    /// (`InvalidInput`): the fault endpoint has no authentication.
     pub async fn start(cfg: DemoAppConfig) -> std::io::Result<DemoApp> {
+        if let Some(admin) = cfg.admin.filter(|a| !a.ip().is_loopback()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the admin address {admin} is not a loopback address"),
+            ));
+        }
         let version_header = HeaderValue::from_str(&cfg.version).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -395,6 +423,11 @@ impl DemoApp {
         })?;
         let listener = TcpListener::bind(cfg.listen).await?;
         let local_addr = listener.local_addr()?;
+        let admin = match cfg.admin {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
         let fault = Fault {
             error_rate: AtomicU64::new(0f64.to_bits()),
             latency_ms: AtomicU64::new(0),
@@ -420,17 +453,43 @@ impl DemoApp {
                     async move { state.handle(req).await }
                 })
             },
+            ConnectionLimits::default(),
             stop.clone(),
         );
+        if let Some(admin) = admin {
+            let shared = state.clone();
+            spawn_http1(
+                admin,
+                move |_peer| {
+                    let state = shared.clone();
+                    service_fn(move |req| {
+                        let state = state.clone();
+                        async move { state.handle_admin(req).await }
+                    })
+                },
+                ConnectionLimits {
+                    max_connections: Some(ADMIN_CONNECTIONS),
+                    ..ConnectionLimits::default()
+                },
+                stop.clone(),
+            );
+        }
         Ok(DemoApp {
             local_addr,
+            admin_addr,
             state,
             stop,
         })
     }
 
+    /// The service port.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `POST /fault` is served, when it is.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     pub fn version(&self) -> &str {
@@ -442,7 +501,8 @@ impl DemoApp {
         (self.state.fault.error_rate(), self.state.fault.latency_ms())
     }
 
-    /// Changes behaviour while running (what `POST /fault` does); `None`
+    /// Changes behaviour while running (what `POST /fault` on the admin
+    /// listener does); `None`
     /// leaves a setting as it is, an error rate outside 0..=1 is clamped.
     pub fn set_fault(&self, error_rate: Option<f64>, latency_ms: Option<u64>) {
         self.state.fault.apply(FaultChange {
@@ -464,7 +524,8 @@ impl Drop for DemoApp {
 }
 
 /// `cutover demo-app`: serves until ctrl-c or SIGTERM, after printing
-/// `demo-app <version> listening on <addr>`.
+/// `demo-app <version> listening on <addr>` and, with an admin listener,
+/// `demo-app <version> admin (POST /fault) on <addr>`.
 pub async fn serve_forever(cfg: DemoAppConfig) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
 
@@ -475,6 +536,9 @@ pub async fn serve_forever(cfg: DemoAppConfig) -> std::io::Result<()> {
         app.version(),
         app.local_addr()
     );
+    if let Some(admin) = app.admin_addr() {
+        println!("demo-app {} admin (POST /fault) on {admin}", app.version());
+    }
     tokio::select! {
         res = tokio::signal::ctrl_c() => res?,
         _ = term.recv() => {}

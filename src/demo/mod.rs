@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::config::{self, CheckKind, Plan, RouterPlan};
 use crate::router::builtin::BuiltinRouter;
+use crate::router::serve::ConnectionLimits;
 use crate::router::BuiltRouter;
 
 /// The example plan, built in for machines without `deploy.example.toml`.
@@ -97,6 +98,7 @@ pub async fn start(mut plan: Plan) -> color_eyre::Result<Demo> {
             .unwrap_or_else(|| "stable".into()),
         error_rate: 0.0,
         latency_ms: 5,
+        admin: Some(loopback),
     })
     .await?;
     let canary_app = app::DemoApp::start(app::DemoAppConfig {
@@ -104,14 +106,22 @@ pub async fn start(mut plan: Plan) -> color_eyre::Result<Demo> {
         version: plan.deployment.version.clone(),
         error_rate: 0.0,
         latency_ms: 5,
+        admin: Some(loopback),
     })
     .await?;
+    // The services run in this process: each upstream connection costs a
+    // descriptor at both ends.
+    let limits = ConnectionLimits {
+        fds_per_connection: 3,
+        ..ConnectionLimits::default()
+    };
     let builtin = Arc::new(
-        BuiltinRouter::start(
+        BuiltinRouter::start_with(
             loopback,
             stable_app.local_addr(),
             canary_app.local_addr(),
             plan.analysis.window,
+            limits,
         )
         .await?,
     );
@@ -149,6 +159,7 @@ pub async fn start(mut plan: Plan) -> color_eyre::Result<Demo> {
             router: builtin.clone(),
             stats: Some(builtin.stats()),
             listen: Some(router_addr),
+            connections: Some(builtin.connections()),
         },
         stable: stable_app,
         canary: Arc::new(canary_app),
@@ -166,11 +177,12 @@ fn readdress(text: &str, moves: &[(SocketAddr, SocketAddr)]) -> String {
     out
 }
 
-/// Makes the canary go bad once the router sends it the plan's second step.
+/// Makes the canary go bad once the router sends it the plan's second step,
+/// with `POST /fault` on the canary's admin listener at `admin`.
 pub fn inject_fault(
     fault: Fault,
     plan: &Plan,
-    canary: Arc<app::DemoApp>,
+    admin: SocketAddr,
     mut snapshots: tokio::sync::watch::Receiver<crate::engine::Snapshot>,
 ) {
     let at = plan
@@ -187,14 +199,16 @@ pub fn inject_fault(
                 .map(|t| t.current_weight)
                 .unwrap_or(0);
             if weight >= at {
-                match fault {
-                    Fault::Error => {
-                        tracing::warn!(target: "cutover::demo", "demo fault: the canary now fails half its requests");
-                        canary.set_fault(Some(0.5), None);
+                let (form, what) = match fault {
+                    Fault::Error => ("error_rate=0.5", "fails half its requests"),
+                    Fault::Latency => ("latency_ms=800", "answers 800 ms late"),
+                };
+                match post_fault(admin, form).await {
+                    Ok(()) => {
+                        tracing::warn!(target: "cutover::demo", "demo fault: the canary now {what}")
                     }
-                    Fault::Latency => {
-                        tracing::warn!(target: "cutover::demo", "demo fault: the canary now answers 800 ms late");
-                        canary.set_fault(None, Some(800));
+                    Err(e) => {
+                        tracing::error!(target: "cutover::demo", "demo fault: POST /fault to {admin} failed: {e}")
                     }
                 }
                 return;
@@ -204,6 +218,29 @@ pub fn inject_fault(
             }
         }
     });
+}
+
+/// `POST /fault` with `form` to a sample service's admin listener.
+async fn post_fault(admin: SocketAddr, form: &str) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(STARTUP)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .post(format!("http://{admin}/fault"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        let body = response.text().await.unwrap_or_default();
+        Err(format!("{status}: {}", body.trim()))
+    }
 }
 
 /// Time the demo waits for the services before it gives up.

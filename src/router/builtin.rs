@@ -1,6 +1,7 @@
 //! The built-in router: an HTTP/1.1 reverse proxy that splits requests between
 //! the stable and the canary upstream by weight and counts each track's
-//! requests, 5xx and latency into [`TrafficStats`].
+//! requests, 5xx and latency into [`TrafficStats`]. Client connections are
+//! served by [`super::serve`], within its timeouts and connection cap.
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
@@ -17,78 +18,28 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::{service_fn, Service};
+use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::serve::{spawn_http1, BoxError, ConnectionCounters, ConnectionLimits, ConnectionStats};
 use super::{Router, RouterError};
 use crate::domain::Track;
 use crate::metrics::TrafficStats;
 
-pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
-
 /// Response header naming the track that answered.
 pub const TRACK_HEADER: &str = "x-cutover-track";
 
-/// How long a stopping server lets requests in flight finish.
-const DRAIN: Duration = Duration::from_secs(2);
 /// An upstream that has not answered by then gets a 504 in its name.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 /// Loopback or a LAN answers a connect at once; anything slower is down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Serves HTTP/1.1 on `listener` until `stop` is cancelled: one task accepts,
-/// one task per connection. `make` builds the service of a connection from
-/// the peer's address. On stop, idle connections close at once and requests
-/// in flight get [`DRAIN`] to finish.
-pub(crate) fn spawn_http1<F, S, B>(listener: TcpListener, make: F, stop: CancellationToken)
-where
-    F: Fn(SocketAddr) -> S + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    tokio::spawn(async move {
-        loop {
-            let (stream, peer) = tokio::select! {
-                _ = stop.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Usually out of file descriptors: back off rather
-                        // than spin, and keep serving the open connections.
-                        tracing::warn!("accepting a connection failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            // Small request/response pairs: do not wait to fill a segment.
-            let _ = stream.set_nodelay(true);
-            let service = make(peer);
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = stop.cancelled() => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = tokio::time::timeout(DRAIN, conn).await;
-                    }
-                }
-            });
-        }
-    });
-}
+/// Pooled upstream connections unused this long are closed.
+const UPSTREAM_POOL_IDLE: Duration = Duration::from_secs(30);
 
 /// The weight and the choice of track per request.
 ///
@@ -335,6 +286,7 @@ impl Body for RecordedBody {
 /// The built-in router. Stops when dropped or on [`BuiltinRouter::shutdown`].
 pub struct BuiltinRouter {
     stats: Arc<TrafficStats>,
+    connections: Arc<ConnectionCounters>,
     local_addr: SocketAddr,
     proxy: Arc<Proxy>,
     stop: CancellationToken,
@@ -342,12 +294,25 @@ pub struct BuiltinRouter {
 
 impl BuiltinRouter {
     /// Binds `listen` (port 0 picks a free port) and starts proxying to `stable`
-    /// and `canary` with weight 0. Counts are kept over at least `window`.
+    /// and `canary` with weight 0, within the default [`ConnectionLimits`].
+    /// Counts are kept over at least `window`.
     pub async fn start(
         listen: SocketAddr,
         stable: SocketAddr,
         canary: SocketAddr,
         window: Duration,
+    ) -> std::io::Result<Self> {
+        Self::start_with(listen, stable, canary, window, ConnectionLimits::default()).await
+    }
+
+    /// [`Self::start`] with other timeouts or connection cap. The cap is
+    /// fixed here, from `limits` and the descriptor limit at this moment.
+    pub async fn start_with(
+        listen: SocketAddr,
+        stable: SocketAddr,
+        canary: SocketAddr,
+        window: Duration,
+        limits: ConnectionLimits,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
@@ -357,7 +322,7 @@ impl BuiltinRouter {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(UPSTREAM_POOL_IDLE)
             .build(connector);
 
         let proxy = Arc::new(Proxy {
@@ -369,7 +334,7 @@ impl BuiltinRouter {
         });
         let stop = CancellationToken::new();
         let shared = proxy.clone();
-        spawn_http1(
+        let connections = spawn_http1(
             listener,
             move |peer| {
                 let proxy = shared.clone();
@@ -378,11 +343,16 @@ impl BuiltinRouter {
                     async move { proxy.handle(req, peer).await }
                 })
             },
+            limits,
             stop.clone(),
         );
-        tracing::debug!("builtin router on {local_addr}: stable {stable}, canary {canary}");
+        tracing::debug!(
+            "builtin router on {local_addr}: stable {stable}, canary {canary}, at most {} connections",
+            connections.snapshot().max_connections
+        );
         Ok(BuiltinRouter {
             stats,
+            connections,
             local_addr,
             proxy,
             stop,
@@ -399,8 +369,20 @@ impl BuiltinRouter {
         (self.proxy.stable, self.proxy.canary)
     }
 
+    /// Requests, 5xx and latency per track.
     pub fn stats(&self) -> Arc<TrafficStats> {
         self.stats.clone()
+    }
+
+    /// The client connections' counters (cap, open, refused, evicted, closed
+    /// by each timeout), live.
+    pub fn connections(&self) -> Arc<ConnectionCounters> {
+        self.connections.clone()
+    }
+
+    /// The client connections' counts now.
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.connections.snapshot()
     }
 
     /// Stops accepting connections; idle ones close at once, requests in

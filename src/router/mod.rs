@@ -6,12 +6,14 @@ pub mod builtin;
 pub mod command;
 pub mod haproxy;
 pub mod nginx;
+pub mod serve;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::metrics::TrafficStats;
+use serve::ConnectionCounters;
 
 /// Why a router could not set or read the weight.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,9 @@ pub struct BuiltRouter {
     pub stats: Option<Arc<TrafficStats>>,
     /// Where clients connect (built-in router only).
     pub listen: Option<std::net::SocketAddr>,
+    /// The built-in router's client connection counters: refused at the
+    /// cap, closed by each timeout (built-in router only).
+    pub connections: Option<Arc<ConnectionCounters>>,
 }
 
 /// Builds the router the plan names. The built-in router binds its listener here.
@@ -75,10 +80,12 @@ pub async fn build(
                 })?;
             let stats = r.stats();
             let listen = r.local_addr();
+            let connections = r.connections();
             Ok(BuiltRouter {
                 router: Arc::new(r),
                 stats: Some(stats),
                 listen: Some(listen),
+                connections: Some(connections),
             })
         }
         RouterPlan::Command {
@@ -92,16 +99,19 @@ pub async fn build(
             )),
             stats: None,
             listen: None,
+            connections: None,
         }),
         RouterPlan::Haproxy(target) => Ok(BuiltRouter {
             router: Arc::new(haproxy::HaproxyRouter::new(target.clone())),
             stats: None,
             listen: None,
+            connections: None,
         }),
         RouterPlan::Nginx(cfg) => Ok(BuiltRouter {
             router: Arc::new(nginx::NginxRouter::new(cfg.clone(), ctx)),
             stats: None,
             listen: None,
+            connections: None,
         }),
     }
 }

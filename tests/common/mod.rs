@@ -129,6 +129,37 @@ pub fn demo_app(version: &str, extra: &[&str]) -> (ChildGuard, SocketAddr) {
     (guard, addr)
 }
 
+/// Starts `cutover demo-app` with an admin listener (`POST /fault`) on free
+/// ports; the service and the admin address.
+pub fn demo_app_with_admin(version: &str, extra: &[&str]) -> (ChildGuard, SocketAddr, SocketAddr) {
+    let admin = free_addr();
+    let admin_arg = admin.to_string();
+    let mut args = vec!["--admin", admin_arg.as_str()];
+    args.extend_from_slice(extra);
+    let (guard, addr) = demo_app(version, &args);
+    wait_for_port(admin);
+    (guard, addr, admin)
+}
+
+/// `POST /fault` with `form` as the body; the status, or `None` when the
+/// request failed.
+pub fn post_fault(addr: SocketAddr, form: &str) -> Option<u16> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "POST /fault HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    text.lines().next()?.split_whitespace().nth(1)?.parse().ok()
+}
+
 pub fn wait_for_port(addr: SocketAddr) {
     let started = Instant::now();
     while std::net::TcpStream::connect(addr).is_err() {
