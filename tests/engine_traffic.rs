@@ -231,7 +231,7 @@ async fn on_failure_pause_holds_the_weight_for_the_operator() {
     set_metrics(dir.path(), FAILING);
     let paused = until_event(&mut h, LIMIT, |e| matches!(e, Event::Paused { .. })).await;
     assert!(
-        matches!(paused, Event::Paused { ref operator, ref reason } if operator == "analysis" && reason.contains("error rate"))
+        matches!(paused, Event::Paused { ref operator, ref reason, .. } if operator == "analysis" && reason.contains("error rate"))
     );
     tokio::time::timeout(
         LIMIT,

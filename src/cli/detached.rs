@@ -167,6 +167,16 @@ async fn attached(conn: client::Connection, state_dir: &Path) -> Exit {
     }
     let leave = super::signals::leave_on_any();
     let snapshots = attached.snapshots.clone();
+    {
+        // An engine that goes away without an outcome was killed: leave.
+        let (leave, closed, last) = (leave.clone(), attached.closed, snapshots.clone());
+        tokio::spawn(async move {
+            let _ = closed.await;
+            if last.borrow().outcome.is_none() {
+                leave.cancel();
+            }
+        });
+    }
     let io = crate::ui::DashboardIo {
         snapshots: attached.snapshots,
         commands: attached.commands,
@@ -177,7 +187,18 @@ async fn attached(conn: client::Connection, state_dir: &Path) -> Exit {
     if let Err(e) = ended {
         error(format!("the dashboard failed: {e}"));
     }
+    let gone = crate::control::client::connect(state_dir, false, false)
+        .await
+        .err()
+        .filter(|e| matches!(e, ConnectError::Gone(_) | ConnectError::NoEngine(_)));
     match last.outcome {
+        None if gone.is_some() => {
+            error(format!(
+                "the engine of {} stopped without an outcome (killed?): `cutover run --resume` carries the deployment on from its journal",
+                last.deployment_id
+            ));
+            Exit::Failed
+        }
         Some(outcome) => {
             eprintln!(
                 "{}: {} — journal {}",

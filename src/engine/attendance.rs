@@ -96,7 +96,7 @@ impl Engine {
             }
             OnDisconnect::Hold => {
                 self.state.message = Some(format!("{reason}: progression held"));
-                self.set_paused(true, "unattended", &reason)
+                self.set_paused(true, super::command::Who::Engine("unattended"), &reason)
             }
             OnDisconnect::Rollback => Err(Stop::Rollback {
                 reason,

@@ -170,6 +170,12 @@ pub(crate) enum Effect {
     PauseChanged,
 }
 
+/// Who pauses or resumes: an operator, or the engine itself for a reason.
+pub(crate) enum Who<'a> {
+    Operator(&'a Operator),
+    Engine(&'static str),
+}
+
 /// What a command comes to, before it is answered.
 enum Answer {
     Effect(Effect, String),
@@ -241,11 +247,11 @@ impl Engine {
                 done("")
             }
             Command::Pause => {
-                self.set_paused(true, &operator.to_string(), "paused by the operator")?;
+                self.set_paused(true, Who::Operator(&operator), "paused by the operator")?;
                 Ok(Answer::Effect(Effect::PauseChanged, "paused".into()))
             }
             Command::Resume => {
-                self.set_paused(false, &operator.to_string(), "")?;
+                self.set_paused(false, Who::Operator(&operator), "")?;
                 if self.state.gate.as_ref().map(Gate::target) == Some(GateTarget::Hold) {
                     self.set_gate(None);
                 }
@@ -289,6 +295,7 @@ impl Engine {
                 step,
                 check,
                 operator: operator.to_string(),
+                by: Some(operator.clone()),
             })?;
             let text = format!("approved {target}");
             return Ok(Answer::Effect(
@@ -305,6 +312,7 @@ impl Engine {
             open,
             operator: operator.to_string(),
             reason: reason.clone(),
+            by: Some(operator.clone()),
         })?;
         let text = format!("approval of {target} refused: {reason}");
         self.state.message = Some(text.clone());
@@ -345,21 +353,25 @@ impl Engine {
         })
     }
 
-    /// Pauses or resumes automatic progression, journaled.
-    pub(crate) fn set_paused(&mut self, paused: bool, who: &str, reason: &str) -> Result<(), Stop> {
+    /// Pauses or resumes automatic progression, journaled. `who` is an
+    /// operator, or what paused it ("analysis", "unattended").
+    pub(crate) fn set_paused(&mut self, paused: bool, who: Who, reason: &str) -> Result<(), Stop> {
         if self.state.paused == paused {
             return Ok(());
         }
         self.state.paused = paused;
+        let (operator, by) = match who {
+            Who::Operator(o) => (o.to_string(), Some(o.clone())),
+            Who::Engine(what) => (what.to_string(), None),
+        };
         if paused {
             self.record(Event::Paused {
-                operator: who.to_string(),
+                operator,
                 reason: reason.to_string(),
+                by,
             })?;
         } else {
-            self.record(Event::Resumed {
-                operator: who.to_string(),
-            })?;
+            self.record(Event::Resumed { operator, by })?;
         }
         self.publish();
         Ok(())

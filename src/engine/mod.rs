@@ -89,6 +89,10 @@ pub struct EngineHandle {
     pub journal_path: PathBuf,
     /// Where the built-in router listens, if there is one.
     pub router_listen: Option<std::net::SocketAddr>,
+    /// The router, kept by the handle so a built-in one serves (stable at
+    /// 100 % after a rollback) until the process lets go of the handle, not
+    /// only until the deployment ends.
+    pub router: Option<Arc<dyn Router>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -279,6 +283,7 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         _ => None,
     };
     let router_listen = built.as_ref().and_then(|b| b.listen);
+    let router = built.as_ref().map(|b| Arc::clone(&b.router));
     let fixed = Fixed::new(
         &plan,
         &id,
@@ -333,6 +338,7 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         id,
         journal_path,
         router_listen,
+        router,
     })
 }
 

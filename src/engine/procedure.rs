@@ -276,6 +276,7 @@ impl Engine {
                 step: None,
                 check: Some(name.to_string()),
                 operator: auto.to_string(),
+                by: Some(self.operator.clone()),
             })?;
             return Ok(auto);
         }

@@ -47,6 +47,7 @@ impl Engine {
             source,
             operator: operator.to_string(),
             requested_at: Some(requested_at),
+            by: Some(operator.clone()),
         });
         let mut problems: Vec<String> = Vec::new();
         let weight_ms = if self.traffic_touched {
@@ -120,6 +121,7 @@ impl Engine {
             weight: 0,
             source: WeightSource::Rollback,
             operator: operator.to_string(),
+            by: Some(operator.clone()),
         });
         self.state.requested_weight = Some(0);
         self.publish();

@@ -244,6 +244,7 @@ impl Engine {
                             step: Some(weight),
                             check: None,
                             operator: auto.to_string(),
+                            by: Some(self.operator.clone()),
                         })?;
                     }
                     let operator = match source {
@@ -257,7 +258,7 @@ impl Engine {
                 Decision::OpenGate(target) => self.open_gate(target),
                 Decision::Pause { reason } => {
                     self.state.message = Some(reason.clone());
-                    self.set_paused(true, "analysis", &reason)?;
+                    self.set_paused(true, super::command::Who::Engine("analysis"), &reason)?;
                 }
                 Decision::Rollback { reason } => {
                     return Err(Stop::Rollback {
@@ -338,6 +339,7 @@ impl Engine {
             weight,
             source,
             operator: operator.to_string(),
+            by: Some(operator.clone()),
         })?;
         self.state.requested_weight = Some(weight);
         self.publish();

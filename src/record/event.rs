@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    CheckOutcome, GateTarget, Outcome, RollbackOutcome, RollbackSource, StageName, StageOutcome,
-    Strategy, TrackSample, Verdict, WeightSource,
+    CheckOutcome, GateTarget, Operator, Outcome, RollbackOutcome, RollbackSource, StageName,
+    StageOutcome, Strategy, TrackSample, Verdict, WeightSource,
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,11 +59,17 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         check: Option<String>,
         operator: String,
+        /// Who, as the kernel named them (account, uid, SSH client, key).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        by: Option<Operator>,
     },
     WeightRequested {
         weight: u8,
         source: WeightSource,
         operator: String,
+        /// Who, as the kernel named them (account, uid, SSH client, key).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        by: Option<Operator>,
     },
     WeightApplied {
         weight: u8,
@@ -86,9 +92,15 @@ pub enum Event {
     Paused {
         operator: String,
         reason: String,
+        /// Who, as the kernel named them (account, uid, SSH client, key).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        by: Option<Operator>,
     },
     Resumed {
         operator: String,
+        /// Who, as the kernel named them (account, uid, SSH client, key).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        by: Option<Operator>,
     },
     RollbackStarted {
         reason: String,
@@ -98,6 +110,9 @@ pub enum Event {
         /// rollback's timing starts here.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         requested_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Who, as the kernel named them (account, uid, SSH client, key).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        by: Option<Operator>,
     },
     RollbackFinished {
         outcome: RollbackOutcome,
@@ -133,6 +148,9 @@ pub enum Event {
         open: Option<GateTarget>,
         operator: String,
         reason: String,
+        /// Who, as the kernel named them (account, uid, SSH client, key).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        by: Option<Operator>,
     },
     /// A command started in its own process group (checks, router changes),
     /// so a resumed run can make sure it is gone.
@@ -274,6 +292,7 @@ impl Event {
                 step,
                 check,
                 operator,
+                ..
             } => match (step, check) {
                 (Some(s), _) => format!("{stage}: step to {s}% approved by {operator}"),
                 (_, Some(c)) => format!("{stage} / {c}: confirmed by {operator}"),
@@ -283,6 +302,7 @@ impl Event {
                 weight,
                 source,
                 operator,
+                ..
             } => format!(
                 "weight {weight}% requested ({}, {operator})",
                 source.as_str().replace('_', " ")
@@ -320,8 +340,10 @@ impl Event {
                 }
                 s
             }
-            Event::Paused { operator, reason } => format!("paused by {operator}: {reason}"),
-            Event::Resumed { operator } => format!("resumed by {operator}"),
+            Event::Paused {
+                operator, reason, ..
+            } => format!("paused by {operator}: {reason}"),
+            Event::Resumed { operator, .. } => format!("resumed by {operator}"),
             Event::RollbackStarted {
                 reason,
                 source,

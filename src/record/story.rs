@@ -207,6 +207,7 @@ impl Story {
                     step,
                     check,
                     operator,
+                    ..
                 } => st.approvals.push(ApprovalLine {
                     ts: rfc3339(ts),
                     stage: *stage,

@@ -1,6 +1,8 @@
 //! Shared helpers for tests that drive the real `cutover` binary.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -230,7 +232,7 @@ pub fn version_counts(addr: SocketAddr, n: usize) -> std::collections::BTreeMap<
 /// Steady background requests to `addr` until dropped (and at most `limit`).
 pub struct Traffic {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<usize>>,
+    thread: Option<std::thread::JoinHandle<(usize, usize)>>,
 }
 
 impl Traffic {
@@ -239,13 +241,16 @@ impl Traffic {
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
-            let mut sent = 0;
+            let (mut sent, mut failed) = (0, 0);
             while !flag.load(std::sync::atomic::Ordering::Relaxed) && started.elapsed() < limit {
-                let _ = get_version(addr, "/");
+                match get_version(addr, "/") {
+                    Some((status, _)) if status < 500 => {}
+                    _ => failed += 1,
+                }
                 sent += 1;
                 std::thread::sleep(pause);
             }
-            sent
+            (sent, failed)
         });
         Traffic {
             stop,
@@ -255,12 +260,21 @@ impl Traffic {
 
     /// Stops and returns how many requests were sent.
     pub fn stop(mut self) -> usize {
+        self.halt().0
+    }
+
+    /// Stops and returns how many requests were sent and how many failed
+    /// (no answer, or a 5xx).
+    pub fn stop_counting(mut self) -> (usize, usize) {
         self.halt()
     }
 
-    fn halt(&mut self) -> usize {
+    fn halt(&mut self) -> (usize, usize) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or((0, 0))
     }
 }
 
