@@ -25,17 +25,20 @@ use tokio::sync::mpsc;
 /// What the input thread reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
+    /// A key press, as crossterm reports it.
     Key(KeyEvent),
+    /// The terminal changed size (SIGWINCH); redraw.
     Resize,
     /// The terminal is gone; nothing more will come.
     Gone,
 }
 
-/// How long the bytes of an unfinished escape sequence (a lone ESC, `ESC [`)
-/// wait for the rest: then a lone ESC becomes the Esc key and any other
-/// unfinished sequence is dropped. Only a held ESC waits; other keys leave at once. Terminals write a key's sequence in one
-/// write, so its rest, if any, follows within far less (vim's `ttimeoutlen`
-/// and tmux's `escape-time` serve the same purpose).
+/// How long bytes that may begin an escape sequence (a lone ESC, or `ESC [`
+/// cut between two reads) wait for the rest, from when they arrived: then a
+/// lone ESC is the Esc key and any other unfinished sequence is dropped. Every
+/// other key leaves at once. A terminal writes a key's sequence in one write,
+/// so its rest follows far sooner (vim's `ttimeoutlen` and tmux's
+/// `escape-time` play the same part).
 pub const ESCAPE_WAIT: Duration = Duration::from_millis(25);
 
 /// Bytes taken from the tty per `read(2)`; more waiting is read at the next
@@ -125,6 +128,9 @@ fn read_until_gone(tty: BorrowedFd<'_>, pipes: &Pipes, events: &mpsc::Sender<Inp
         }
         if ready.tty_readable {
             match read_tty(tty, &mut buf) {
+                // The tty's file is shared with stdout: if something made it
+                // non-blocking, an empty read says nothing about a hang-up.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                 Ok(0) | Err(_) => {
                     let _ = events.blocking_send(Input::Gone);
                     return;
