@@ -8,6 +8,7 @@ pub mod engine;
 pub mod headless;
 pub mod history;
 pub mod journal;
+pub mod lease;
 pub mod lock;
 pub mod logging;
 pub mod metrics;

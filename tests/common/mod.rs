@@ -1,6 +1,8 @@
 //! Shared helpers for tests that drive the real `cutover` binary.
 #![allow(dead_code)]
 
+pub mod etcd;
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
