@@ -315,6 +315,46 @@ async fn a_killed_holder_s_lease_expires_and_is_taken_over_with_a_report() {
     took.release().await.expect("release");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_deleted_by_hand_turns_the_lease_lost_and_lets_the_next_run_in() {
+    let Some(cluster) = cluster() else { return };
+    let endpoints = cluster.endpoints();
+    let alice = holder("alice", "bastion-a");
+    let held = EtcdLease::acquire(&endpoints, KEY, TTL, alice.clone())
+        .await
+        .expect("acquire");
+    let mut states = held.subscribe();
+    // An operator "unsticks" the release with etcdctl del: the lease itself lives on.
+    let mut admin = etcd_client::Client::connect(&endpoints, None)
+        .await
+        .expect("connect");
+    admin.delete(KEY, None).await.expect("delete by hand");
+    let why = tokio::time::timeout(2 * TTL, async {
+        loop {
+            states.changed().await.expect("state channel");
+            if let LeaseState::Lost { why } = &*states.borrow_and_update() {
+                break why.clone();
+            }
+        }
+    })
+    .await
+    .expect("the holder never noticed its key was gone");
+    assert!(why.contains("deleted or replaced"), "{why}");
+    assert!(matches!(held.ensure_held(), Err(LeaseError::Lost { .. })));
+
+    // The next run gets the key, and learns the previous holder never released it.
+    let next = EtcdLease::acquire(&endpoints, KEY, TTL, holder("bob", "bastion-b"))
+        .await
+        .expect("acquire after the key was deleted");
+    let previous = next.taken_over().expect("the takeover is reported");
+    assert_eq!(previous.holder, alice);
+    assert_eq!(previous.revision, held.revision());
+    // The lost holder's release must not touch the new holder's key.
+    held.release().await.expect("release of the lost lease");
+    assert_eq!(next.ensure_held().expect("still held"), next.revision());
+    next.release().await.expect("release");
+}
+
 /// Not a test: the run that the takeover test starts in a child process and
 /// kills with SIGKILL while it holds the lease.
 #[test]

@@ -11,7 +11,9 @@
 //!    a cluster-wide counter that only grows (Kleppmann, "How to do
 //!    distributed locking", 2016, on fencing tokens).
 //! 3. `LeaseKeepAlive`: one request every `keep_alive_every`, each awaited
-//!    before the next, so a response is always matched to its send time.
+//!    before the next, so a response is always matched to its send time;
+//!    then `Range(key)`: the key must still carry our create revision and
+//!    lease (someone may have deleted it by hand while the lease lives).
 //! 4. Release: `Txn` if `create_revision(key) == ours` then
 //!    `put(record, released)`, `delete(key)`; then `LeaseRevoke`.
 //!
@@ -367,10 +369,12 @@ enum Renewal {
     Renewed(Sent),
     /// etcd says the lease does not exist (expired or revoked).
     Gone,
+    /// The lease lives but the key is gone or another holder's.
+    Replaced,
 }
 
 /// The keep-alive task (step 3): renews until released, lost, or gone.
-async fn keep(mut kept: Kept, mut requests: oneshot::Receiver<ReleaseRequest>) {
+async fn keep(kept: Kept, mut requests: oneshot::Receiver<ReleaseRequest>) {
     let every = kept.options.keep_alive_every;
     let mut stream: Option<(LeaseKeeper, LeaseKeepAliveStream)> = None;
     let mut next = Instant::now() + every;
@@ -394,7 +398,7 @@ async fn keep(mut kept: Kept, mut requests: oneshot::Receiver<ReleaseRequest>) {
                 tracing::error!(key = %kept.key, %why, "release lease lost");
                 kept.shared.lose(&why);
             }
-            outcome = renew(&mut kept.client, &mut stream, kept.id, next, every) => match outcome {
+            outcome = renew(&kept, &mut stream, next) => match outcome {
                 Ok(Renewal::Renewed(sent)) => {
                     if !last_error.is_empty() {
                         tracing::info!(key = %kept.key, "keep-alive acknowledged again");
@@ -405,6 +409,11 @@ async fn keep(mut kept: Kept, mut requests: oneshot::Receiver<ReleaseRequest>) {
                 }
                 Ok(Renewal::Gone) => {
                     let why = "etcd reports the lease gone (expired or revoked)";
+                    tracing::error!(key = %kept.key, why, "release lease lost");
+                    kept.shared.lose(why);
+                }
+                Ok(Renewal::Replaced) => {
+                    let why = "the key was deleted or replaced in etcd by someone else";
                     tracing::error!(key = %kept.key, why, "release lease lost");
                     kept.shared.lose(why);
                 }
@@ -425,22 +434,48 @@ async fn keep(mut kept: Kept, mut requests: oneshot::Receiver<ReleaseRequest>) {
     }
 }
 
-/// Sends one keep-alive at `next` and awaits its answer for at most `within`.
-/// A stream that fails or stays silent is dropped by the caller, so a late
-/// answer is never matched to a later send.
+/// One renewal at `next`: a keep-alive, then a read of the key. It counts
+/// (from the keep-alive's send time) only if etcd acknowledged the lease and
+/// the key still has our create revision: a key deleted by hand while the
+/// lease lives would otherwise let a second run in unnoticed.
 async fn renew(
-    client: &mut Client,
+    kept: &Kept,
     stream: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
-    id: i64,
     next: Instant,
-    within: Duration,
 ) -> Result<Renewal, String> {
     tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
+    let within = kept.options.keep_alive_every;
     let sent = Sent::now();
+    if let Renewal::Gone = keep_alive(&kept.client, stream, kept.id, within).await? {
+        return Ok(Renewal::Gone);
+    }
+    let mut client = kept.client.clone();
+    match tokio::time::timeout(within, client.get(kept.key.as_str(), None)).await {
+        Err(_) => Err(format!("no answer to reading the key within {within:?}")),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(answer)) => match answer.kvs().first() {
+            Some(kv) if kv.create_revision() == kept.revision && kv.lease() == kept.id => {
+                Ok(Renewal::Renewed(sent))
+            }
+            _ => Ok(Renewal::Replaced),
+        },
+    }
+}
+
+/// Sends one keep-alive and awaits its answer for at most `within`. A stream
+/// that fails or stays silent is dropped by the caller, so a late answer is
+/// never matched to a later send.
+async fn keep_alive(
+    client: &Client,
+    stream: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+    id: i64,
+    within: Duration,
+) -> Result<Renewal, String> {
     let silent = || format!("no keep-alive answer within {within:?}");
     match stream {
         None => {
             // etcd-client sends the first keep-alive and awaits its answer here.
+            let mut client = client.clone();
             match tokio::time::timeout(within, client.lease_keep_alive(id)).await {
                 Err(_) => Err(silent()),
                 Ok(Err(etcd_client::Error::LeaseKeepAliveError(e))) if e == "lease not found" => {
@@ -449,7 +484,7 @@ async fn renew(
                 Ok(Err(e)) => Err(e.to_string()),
                 Ok(Ok(opened)) => {
                     *stream = Some(opened);
-                    Ok(Renewal::Renewed(sent))
+                    Ok(Renewal::Renewed(Sent::now()))
                 }
             }
         }
@@ -460,7 +495,7 @@ async fn renew(
                 Ok(Err(e)) => Err(e.to_string()),
                 Ok(Ok(None)) => Err("keep-alive stream closed".into()),
                 Ok(Ok(Some(answer))) if answer.ttl() <= 0 => Ok(Renewal::Gone),
-                Ok(Ok(Some(_))) => Ok(Renewal::Renewed(sent)),
+                Ok(Ok(Some(_))) => Ok(Renewal::Renewed(Sent::now())),
             }
         }
     }

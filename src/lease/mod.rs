@@ -32,6 +32,15 @@
 //! revision is exposed as a fencing token so that a journal, or a store that
 //! can compare tokens, can reject a stale writer.
 //!
+//! # Choosing the TTL
+//!
+//! While etcd elects a new leader (up to two election timeouts: 2 s with
+//! etcd's default 1 s), keep-alives go unanswered. So `ttl − margin −
+//! keep_alive_every` must exceed that, or the death of etcd's leader costs the
+//! lease: with etcd's defaults use a TTL of 10 s or more (Lost 7.5 s after
+//! the last acknowledged keep-alive). A longer TTL also delays the takeover
+//! of a crashed run's lease by as much.
+//!
 //! etcd never expires a lease earlier than `ttl` after a renewal: a new
 //! leader extends every lease on election, and without a leader nothing
 //! expires. A TTL below etcd's minimum (about 2 s with the default 1 s
