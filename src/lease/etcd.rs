@@ -129,7 +129,7 @@ struct Target<'a> {
 }
 
 /// Pause between tries of a request that found no member ready.
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
+const RETRY_PAUSE: Duration = Duration::from_millis(25);
 
 /// Whether an error means "try again, maybe on another member": the
 /// balancer picked an endpoint that refused the connection, or the member
@@ -437,52 +437,64 @@ async fn keep(kept: Kept, mut requests: oneshot::Receiver<ReleaseRequest>) {
 /// One renewal at `next`: a keep-alive, then a read of the key. It counts
 /// (from the keep-alive's send time) only if etcd acknowledged the lease and
 /// the key still has our create revision: a key deleted by hand while the
-/// lease lives would otherwise let a second run in unnoticed.
+/// lease lives would otherwise let a second run in unnoticed. Each step may
+/// take `keep_alive_every`; a request refused by a dead member is retried
+/// within that (the client's balancer still picks dead endpoints at times).
 async fn renew(
     kept: &Kept,
     stream: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
     next: Instant,
 ) -> Result<Renewal, String> {
     tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
-    let within = kept.options.keep_alive_every;
+    let target = Target {
+        endpoints: &kept.endpoints,
+        key: &kept.key,
+        timeout: kept.options.keep_alive_every,
+    };
     let sent = Sent::now();
-    if let Renewal::Gone = keep_alive(&kept.client, stream, kept.id, within).await? {
+    if let Renewal::Gone = keep_alive(&kept.client, &target, stream, kept.id).await? {
         return Ok(Renewal::Gone);
     }
-    let mut client = kept.client.clone();
-    match tokio::time::timeout(within, client.get(kept.key.as_str(), None)).await {
-        Err(_) => Err(format!("no answer to reading the key within {within:?}")),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(answer)) => match answer.kvs().first() {
-            Some(kv) if kv.create_revision() == kept.revision && kv.lease() == kept.id => {
-                Ok(Renewal::Renewed(sent))
-            }
-            _ => Ok(Renewal::Replaced),
-        },
+    let client = &kept.client;
+    let answer = bounded(&target, "read", || {
+        let mut client = client.clone();
+        async move { client.get(target.key, None).await }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    match answer.kvs().first() {
+        Some(kv) if kv.create_revision() == kept.revision && kv.lease() == kept.id => {
+            Ok(Renewal::Renewed(sent))
+        }
+        _ => Ok(Renewal::Replaced),
     }
 }
 
-/// Sends one keep-alive and awaits its answer for at most `within`. A stream
-/// that fails or stays silent is dropped by the caller, so a late answer is
-/// never matched to a later send.
+/// Sends one keep-alive and awaits its answer within the target's timeout. A
+/// stream that fails or stays silent is dropped by the caller, so a late
+/// answer is never matched to a later send.
 async fn keep_alive(
     client: &Client,
+    target: &Target<'_>,
     stream: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
     id: i64,
-    within: Duration,
 ) -> Result<Renewal, String> {
-    let silent = || format!("no keep-alive answer within {within:?}");
+    let within = target.timeout;
     match stream {
         None => {
             // etcd-client sends the first keep-alive and awaits its answer here.
-            let mut client = client.clone();
-            match tokio::time::timeout(within, client.lease_keep_alive(id)).await {
-                Err(_) => Err(silent()),
-                Ok(Err(etcd_client::Error::LeaseKeepAliveError(e))) if e == "lease not found" => {
-                    Ok(Renewal::Gone)
-                }
-                Ok(Err(e)) => Err(e.to_string()),
-                Ok(Ok(opened)) => {
+            let opened = bounded(target, "keep-alive", || {
+                let mut client = client.clone();
+                async move { client.lease_keep_alive(id).await }
+            })
+            .await;
+            match opened {
+                Err(LeaseError::Etcd {
+                    source: etcd_client::Error::LeaseKeepAliveError(e),
+                    ..
+                }) if e == "lease not found" => Ok(Renewal::Gone),
+                Err(e) => Err(e.to_string()),
+                Ok(opened) => {
                     *stream = Some(opened);
                     Ok(Renewal::Renewed(Sent::now()))
                 }
@@ -491,7 +503,7 @@ async fn keep_alive(
         Some((keeper, answers)) => {
             keeper.keep_alive().await.map_err(|e| e.to_string())?;
             match tokio::time::timeout(within, answers.message()).await {
-                Err(_) => Err(silent()),
+                Err(_) => Err(format!("no keep-alive answer within {within:?}")),
                 Ok(Err(e)) => Err(e.to_string()),
                 Ok(Ok(None)) => Err("keep-alive stream closed".into()),
                 Ok(Ok(Some(answer))) if answer.ttl() <= 0 => Ok(Renewal::Gone),
