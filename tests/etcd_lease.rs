@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::etcd::EtcdCluster;
 use common::ChildGuard;
 use cutover::lease::{holder_here, EtcdLease, Holder, LeaseError, LeaseOptions, LeaseState};
+use etcdv3client::{pb, EtcdClient};
 
 const TTL: Duration = Duration::from_secs(2);
 const KEY: &str = "/cutover/lease/checkout/production";
@@ -36,23 +37,29 @@ fn holder(operator: &str, host: &str) -> Holder {
     }
 }
 
-/// The index of the member that is the raft leader, asked of the running ones.
+/// The index of the member that is the raft leader, asked of the running ones
+/// (etcd's `Maintenance/Status` call: each member names itself and the leader).
 async fn leader(cluster: &EtcdCluster) -> Option<usize> {
     for (i, member) in cluster.members.iter().enumerate() {
-        let Ok(Ok(mut client)) = tokio::time::timeout(
+        let Ok(Ok(client)) = tokio::time::timeout(
             Duration::from_secs(1),
-            etcd_client::Client::connect([member.client_url.as_str()], None),
+            EtcdClient::new(vec![member.client_url.as_str()], None),
         )
         .await
         else {
             continue;
         };
-        let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(1), client.status()).await
-        else {
+        let mut service = client.service();
+        let status = service.unary::<_, pb::StatusResponse>(
+            tonic::Request::new(pb::StatusRequest {}),
+            http::uri::PathAndQuery::from_static("/etcdserverpb.Maintenance/Status"),
+        );
+        let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(1), status).await else {
             continue;
         };
-        let me = status.header().map(|h| h.member_id());
-        if status.leader() != 0 && me == Some(status.leader()) {
+        let status = status.into_inner();
+        let me = status.header.map(|h| h.member_id);
+        if status.leader != 0 && me == Some(status.leader) {
             return Some(i);
         }
     }
@@ -325,10 +332,10 @@ async fn a_key_deleted_by_hand_turns_the_lease_lost_and_lets_the_next_run_in() {
         .expect("acquire");
     let mut states = held.subscribe();
     // An operator "unsticks" the release with etcdctl del: the lease itself lives on.
-    let mut admin = etcd_client::Client::connect(&endpoints, None)
+    let mut admin = EtcdClient::new(endpoints.clone(), None)
         .await
         .expect("connect");
-    admin.delete(KEY, None).await.expect("delete by hand");
+    admin.delete(KEY).await.expect("delete by hand");
     let why = tokio::time::timeout(2 * TTL, async {
         loop {
             states.changed().await.expect("state channel");

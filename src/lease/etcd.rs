@@ -21,17 +21,24 @@
 //! it released. A key gone while its record still says "running" was left by
 //! a run whose lease expired (it crashed or lost etcd): the next acquire
 //! reports it as a [`Takeover`].
+//!
+//! The requests themselves (client, retries, transaction steps) are in
+//! `rpc.rs`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, LeaseKeepAliveStream, LeaseKeeper,
-    PutOptions, Txn, TxnOp, TxnOpResponse, WatchFilterType, WatchOptions,
-};
+use etcdv3client::pb::event::EventType;
+use etcdv3client::pb::response_op::Response;
+use etcdv3client::pb::watch_create_request::FilterType;
+use etcdv3client::{pb, ErrKind, LeaseKeepAliver};
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
 
+use super::rpc::{
+    bounded, connect, created_at, delete_op, get_op, open_keep_alive, put_op, Client, Target,
+};
 use super::{HeldLease, Holder, LeaseError, LeaseOptions, ReleaseRequest, Sent, Shared, Takeover};
 
 /// Takes release leases in an etcd cluster.
@@ -100,11 +107,7 @@ impl EtcdLease {
             key,
             timeout: options.request_timeout,
         };
-        let connect = ConnectOptions::new().with_connect_timeout(options.request_timeout);
-        let client = bounded(&target, "connect", || {
-            Client::connect(endpoints, Some(connect.clone()))
-        })
-        .await?;
+        let client = connect(&target)?;
         let until = options.wait.map(|wait| Instant::now() + wait);
         loop {
             match try_take(&client, &target, options, &holder).await? {
@@ -116,67 +119,6 @@ impl EtcdLease {
                     }
                     _ => return Err(error),
                 },
-            }
-        }
-    }
-}
-
-/// Where requests go and how long each may take, for errors too.
-struct Target<'a> {
-    endpoints: &'a [String],
-    key: &'a str,
-    timeout: Duration,
-}
-
-/// Pause between tries of a request that found no member ready.
-const RETRY_PAUSE: Duration = Duration::from_millis(25);
-
-/// Whether an error means "try again, maybe on another member": the
-/// balancer picked an endpoint that refused the connection, or the member
-/// has no leader yet (etcd answers `Unavailable` to both).
-fn transient(error: &etcd_client::Error) -> bool {
-    match error {
-        etcd_client::Error::GRpcStatus(status) => status.code() == tonic::Code::Unavailable,
-        etcd_client::Error::TransportError(_) => true,
-        _ => false,
-    }
-}
-
-/// Runs `request` until it answers, retrying transient errors, for at most
-/// the target's timeout. Only used for requests that are safe to repeat.
-async fn bounded<T, F, Fut>(
-    target: &Target<'_>,
-    op: &'static str,
-    mut request: F,
-) -> Result<T, LeaseError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
-{
-    let until = tokio::time::Instant::now() + target.timeout;
-    let mut last = String::new();
-    loop {
-        match tokio::time::timeout_at(until, request()).await {
-            Ok(Ok(answer)) => return Ok(answer),
-            Ok(Err(e)) if transient(&e) && tokio::time::Instant::now() + RETRY_PAUSE < until => {
-                last = e.to_string();
-                tokio::time::sleep(RETRY_PAUSE).await;
-            }
-            Ok(Err(source)) => {
-                return Err(LeaseError::Etcd {
-                    op,
-                    key: target.key.to_string(),
-                    source,
-                })
-            }
-            Err(_) => {
-                return Err(LeaseError::Timeout {
-                    op,
-                    key: target.key.to_string(),
-                    timeout: target.timeout,
-                    endpoints: target.endpoints.join(","),
-                    last_error: if last.is_empty() { "none".into() } else { last },
-                })
             }
         }
     }
@@ -198,30 +140,35 @@ async fn try_take(
     // Before the first try: the lease's TTL starts no earlier than this.
     let sent = Sent::now();
     let grant = bounded(target, "lease grant", || {
-        let mut client = client.clone();
-        async move { client.lease_grant(ttl_secs, None).await }
+        let mut lease = client.lease.clone();
+        let request = pb::LeaseGrantRequest {
+            ttl: ttl_secs,
+            id: 0,
+        };
+        async move { lease.lease_grant(request).await }
     })
     .await?;
-    let id = grant.id();
+    let id = grant.id;
     // The granted TTL, which etcd may have raised to its minimum, is the one it enforces.
-    let ttl = Duration::from_secs(u64::try_from(grant.ttl()).unwrap_or(0));
+    let ttl = Duration::from_secs(u64::try_from(grant.ttl).unwrap_or(0));
     let record_key = record_key(key);
     let running = json(&Record {
         holder: holder.clone(),
         released: false,
     });
-    let txn = Txn::new()
-        .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-        .and_then([
-            TxnOp::get(record_key.as_str(), None),
-            TxnOp::put(key, json(holder), Some(PutOptions::new().with_lease(id))),
-            TxnOp::put(record_key.as_str(), running, None),
-            TxnOp::get(key, None),
-        ])
-        .or_else([TxnOp::get(key, None)]);
+    let txn = pb::TxnRequest {
+        compare: vec![created_at(key, 0)],
+        success: vec![
+            get_op(&record_key),
+            put_op(key, json(holder), id),
+            put_op(&record_key, running, 0),
+            get_op(key),
+        ],
+        failure: vec![get_op(key)],
+    };
     let answer = bounded(target, "take (txn)", || {
-        let (mut client, txn) = (client.clone(), txn.clone());
-        async move { client.txn(txn).await }
+        let (mut kv, txn) = (client.kv.clone(), txn.clone());
+        async move { kv.txn(txn).await }
     })
     .await;
     let answer = match answer {
@@ -232,36 +179,36 @@ async fn try_take(
             return Err(e);
         }
     };
-    let seen = answer.header().map(|h| h.revision()).unwrap_or(0);
-    let gets: Vec<_> = answer
-        .op_responses()
-        .into_iter()
-        .filter_map(|r| match r {
-            TxnOpResponse::Get(get) => Some(get),
+    let seen = answer.header.as_ref().map(|h| h.revision).unwrap_or(0);
+    let gets: Vec<&pb::RangeResponse> = answer
+        .responses
+        .iter()
+        .filter_map(|r| match &r.response {
+            Some(Response::ResponseRange(get)) => Some(get),
             _ => None,
         })
         .collect();
-    let (revision, taken_over) = if answer.succeeded() {
+    let (revision, taken_over) = if answer.succeeded {
         let revision = gets
             .get(1)
-            .and_then(|g| g.kvs().first())
-            .map(|kv| kv.create_revision())
+            .and_then(|g| g.kvs.first())
+            .map(|kv| kv.create_revision)
             .unwrap_or(seen);
-        let previous = gets.first().and_then(|g| g.kvs().first());
+        let previous = gets.first().and_then(|g| g.kvs.first());
         let taken_over = previous.and_then(|kv| {
-            let record = serde_json::from_slice::<Record>(kv.value()).ok()?;
-            (!record.released).then(|| Takeover {
+            let record = serde_json::from_slice::<Record>(&kv.value).ok()?;
+            (!record.released).then_some(Takeover {
                 holder: record.holder,
-                revision: kv.mod_revision(),
+                revision: kv.mod_revision,
             })
         });
         (revision, taken_over)
     } else {
-        let current = gets.first().and_then(|g| g.kvs().first());
+        let current = gets.first().and_then(|g| g.kvs.first());
         match current {
             // A retried transaction whose first try landed: the key is ours,
             // but what it replaced is no longer known.
-            Some(kv) if kv.lease() == id => (kv.create_revision(), None),
+            Some(kv) if kv.lease == id => (kv.create_revision, None),
             _ => {
                 revoke_quietly(client, id, options).await;
                 let error = refusal(key, current);
@@ -300,9 +247,9 @@ async fn try_take(
 }
 
 /// The refusal naming whoever holds `key` (its value is their holder record).
-fn refusal(key: &str, current: Option<&etcd_client::KeyValue>) -> LeaseError {
+fn refusal(key: &str, current: Option<&pb::KeyValue>) -> LeaseError {
     let (revision, value) = current
-        .map(|kv| (kv.create_revision(), kv.value()))
+        .map(|kv| (kv.create_revision, kv.value.as_slice()))
         .unwrap_or((0, &[][..]));
     match serde_json::from_slice::<Holder>(value) {
         Ok(holder) => LeaseError::Held {
@@ -326,22 +273,31 @@ fn json<T: Serialize>(value: &T) -> Vec<u8> {
 /// Waits until `key` is deleted after revision `seen`, the watch fails, or
 /// `until` passes; the caller then tries again.
 async fn wait_for_delete(client: &Client, key: &str, seen: i64, until: Instant) {
-    let mut client = client.clone();
-    let options = WatchOptions::new()
-        .with_start_revision(seen + 1)
-        .with_filters([WatchFilterType::NoPut]);
+    let mut watcher = client.watch.clone();
+    let create = pb::WatchCreateRequest {
+        key: key.into(),
+        start_revision: seen + 1,
+        filters: vec![FilterType::Noput as i32],
+        ..Default::default()
+    };
+    // The request side stays open while the answers are read.
+    let (requests, pending) = mpsc::channel::<pb::WatchRequest>(1);
     let watch = async {
-        let mut stream = client.watch(key, Some(options)).await?;
+        requests
+            .send(create.into())
+            .await
+            .map_err(|e| etcdv3client::Error::new(ErrKind::WatchRequestFailed, e))?;
+        let mut stream = watcher.watch(ReceiverStream::new(pending)).await?;
         while let Some(answer) = stream.message().await? {
             let deleted = answer
-                .events()
+                .events
                 .iter()
-                .any(|e| e.event_type() == EventType::Delete);
-            if deleted || answer.canceled() {
+                .any(|e| e.r#type == EventType::Delete as i32);
+            if deleted || answer.canceled {
                 break;
             }
         }
-        Ok::<(), etcd_client::Error>(())
+        Ok::<(), etcdv3client::Error>(())
     };
     let until = tokio::time::Instant::from_std(until);
     match tokio::time::timeout_at(until, watch).await {
@@ -359,8 +315,9 @@ async fn wait_for_delete(client: &Client, key: &str, seen: i64, until: Instant) 
 
 /// Revokes a lease we will not use; errors only mean it expires on its own.
 async fn revoke_quietly(client: &Client, id: i64, options: &LeaseOptions) {
-    let mut client = client.clone();
-    let _ = tokio::time::timeout(options.request_timeout, client.lease_revoke(id)).await;
+    let mut lease = client.lease.clone();
+    let revoke = lease.lease_revoke(pb::LeaseRevokeRequest { id });
+    let _ = tokio::time::timeout(options.request_timeout, revoke).await;
 }
 
 /// What one renewal came to.
@@ -376,7 +333,7 @@ enum Renewal {
 /// The keep-alive task (step 3): renews until released, lost, or gone.
 async fn keep(kept: Kept, mut requests: oneshot::Receiver<ReleaseRequest>) {
     let every = kept.options.keep_alive_every;
-    let mut stream: Option<(LeaseKeeper, LeaseKeepAliveStream)> = None;
+    let mut stream: Option<LeaseKeepAliver> = None;
     let mut next = Instant::now() + every;
     let mut last_error = String::new();
     let request = loop {
@@ -442,7 +399,7 @@ async fn keep(kept: Kept, mut requests: oneshot::Receiver<ReleaseRequest>) {
 /// within that (the client's balancer still picks dead endpoints at times).
 async fn renew(
     kept: &Kept,
-    stream: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+    stream: &mut Option<LeaseKeepAliver>,
     next: Instant,
 ) -> Result<Renewal, String> {
     tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
@@ -455,15 +412,18 @@ async fn renew(
     if let Renewal::Gone = keep_alive(&kept.client, &target, stream, kept.id).await? {
         return Ok(Renewal::Gone);
     }
-    let client = &kept.client;
+    let read = pb::RangeRequest {
+        key: kept.key.as_bytes().to_vec(),
+        ..Default::default()
+    };
     let answer = bounded(&target, "read", || {
-        let mut client = client.clone();
-        async move { client.get(target.key, None).await }
+        let (mut kv, read) = (kept.client.kv.clone(), read.clone());
+        async move { kv.range(read).await }
     })
     .await
     .map_err(|e| e.to_string())?;
-    match answer.kvs().first() {
-        Some(kv) if kv.create_revision() == kept.revision && kv.lease() == kept.id => {
+    match answer.kvs.first() {
+        Some(kv) if kv.create_revision == kept.revision && kv.lease == kept.id => {
             Ok(Renewal::Renewed(sent))
         }
         _ => Ok(Renewal::Replaced),
@@ -476,37 +436,29 @@ async fn renew(
 async fn keep_alive(
     client: &Client,
     target: &Target<'_>,
-    stream: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+    stream: &mut Option<LeaseKeepAliver>,
     id: i64,
 ) -> Result<Renewal, String> {
     let within = target.timeout;
     match stream {
         None => {
-            // etcd-client sends the first keep-alive and awaits its answer here.
-            let opened = bounded(target, "keep-alive", || {
-                let mut client = client.clone();
-                async move { client.lease_keep_alive(id).await }
-            })
-            .await;
-            match opened {
-                Err(LeaseError::Etcd {
-                    source: etcd_client::Error::LeaseKeepAliveError(e),
-                    ..
-                }) if e == "lease not found" => Ok(Renewal::Gone),
-                Err(e) => Err(e.to_string()),
-                Ok(opened) => {
-                    *stream = Some(opened);
-                    Ok(Renewal::Renewed(Sent::now()))
-                }
+            let (opened, answer) = bounded(target, "keep-alive", || open_keep_alive(client, id))
+                .await
+                .map_err(|e| e.to_string())?;
+            // etcd answers TTL 0 for a lease it no longer has.
+            if answer.ttl <= 0 {
+                return Ok(Renewal::Gone);
             }
+            *stream = Some(opened);
+            Ok(Renewal::Renewed(Sent::now()))
         }
-        Some((keeper, answers)) => {
+        Some(keeper) => {
             keeper.keep_alive().await.map_err(|e| e.to_string())?;
-            match tokio::time::timeout(within, answers.message()).await {
+            match tokio::time::timeout(within, keeper.message()).await {
                 Err(_) => Err(format!("no keep-alive answer within {within:?}")),
                 Ok(Err(e)) => Err(e.to_string()),
                 Ok(Ok(None)) => Err("keep-alive stream closed".into()),
-                Ok(Ok(Some(answer))) if answer.ttl() <= 0 => Ok(Renewal::Gone),
+                Ok(Ok(Some(answer))) if answer.ttl <= 0 => Ok(Renewal::Gone),
                 Ok(Ok(Some(_))) => Ok(Renewal::Renewed(Sent::now())),
             }
         }
@@ -519,38 +471,44 @@ async fn release(kept: &Kept) -> Result<(), LeaseError> {
         holder: kept.holder.clone(),
         released: true,
     });
-    let txn = Txn::new()
-        .when([Compare::create_revision(
-            kept.key.as_str(),
-            CompareOp::Equal,
-            kept.revision,
-        )])
-        .and_then([
-            TxnOp::put(kept.record_key.as_str(), released, None),
-            TxnOp::delete(kept.key.as_str(), None),
-        ]);
+    let txn = pb::TxnRequest {
+        compare: vec![created_at(&kept.key, kept.revision)],
+        success: vec![put_op(&kept.record_key, released, 0), delete_op(&kept.key)],
+        failure: Vec::new(),
+    };
     let target = Target {
         endpoints: &kept.endpoints,
         key: &kept.key,
         timeout: kept.options.request_timeout,
     };
-    let client = &kept.client;
     bounded(&target, "release (txn)", || {
-        let (mut client, txn) = (client.clone(), txn.clone());
-        async move { client.txn(txn).await }
+        let (mut kv, txn) = (kept.client.kv.clone(), txn.clone());
+        async move { kv.txn(txn).await }
     })
     .await?;
     let id = kept.id;
     let revoked = bounded(&target, "lease revoke", || {
-        let mut client = client.clone();
-        async move { client.lease_revoke(id).await }
+        let mut lease = kept.client.lease.clone();
+        async move { lease.lease_revoke(pb::LeaseRevokeRequest { id }).await }
     })
     .await;
     match revoked {
         // Already expired: nothing left to revoke.
-        Err(LeaseError::Etcd { source, .. }) if source.to_string().contains("lease not found") => {
-            Ok(())
-        }
+        Err(LeaseError::Etcd { source, .. }) if source.kind() == ErrKind::LeaseNotFound => Ok(()),
         other => other.map(|_| ()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acquiring_can_run_on_a_spawned_task() {
+        fn sendable<T: Send>(_: &T) {}
+        let endpoints = ["http://127.0.0.1:1".to_string()];
+        let holder = super::super::holder_here("test");
+        let acquire = EtcdLease::acquire(&endpoints, "/k", Duration::from_secs(2), holder);
+        sendable(&acquire);
     }
 }

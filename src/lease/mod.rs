@@ -47,6 +47,7 @@
 //! election timeout) is raised by etcd; the granted TTL is the one used.
 
 pub mod etcd;
+mod rpc;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -185,12 +186,13 @@ pub enum LeaseError {
     /// The lease was lost or released: stop writing.
     #[error("the release lease {key} is no longer held: {why}")]
     Lost { key: String, why: String },
-    /// etcd answered an operation with an error.
+    /// etcd answered an operation with an error; `source.kind()` names
+    /// etcd's error where it is a known one (such as `LeaseNotFound`).
     #[error("etcd {op} on {key} failed: {source}")]
     Etcd {
         op: &'static str,
         key: String,
-        source: etcd_client::Error,
+        source: etcdv3client::Error,
     },
     /// etcd did not answer an operation in time (all members down, or no quorum).
     #[error("etcd did not answer {op} on {key} within {timeout:?} (endpoints: {endpoints}; last error: {last_error})")]
