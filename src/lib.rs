@@ -13,6 +13,7 @@ pub mod engine;
 pub mod haproxy_api;
 pub mod headless;
 pub mod judge;
+pub mod lease;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

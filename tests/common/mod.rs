@@ -1,6 +1,7 @@
 //! Shared helpers for tests that drive the real `cutover` binary.
 #![allow(dead_code)]
 
+pub mod etcd;
 pub mod pty;
 pub mod tmux;
 
