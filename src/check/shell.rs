@@ -90,22 +90,60 @@ async fn pump<R: AsyncRead + Unpin>(
     let mut buf = Vec::with_capacity(256);
     loop {
         buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                while matches!(buf.last(), Some(b'\n' | b'\r')) {
-                    buf.pop();
-                }
-                let mut line = String::from_utf8_lossy(&buf).into_owned();
-                if line.chars().count() > MAX_LINE {
-                    line = line.chars().take(MAX_LINE).collect::<String>() + "…";
-                }
-                let line = crate::config::redact(&secrets, &line);
-                log_output(&check, &line);
-                if let Ok(mut t) = tail.lock() {
-                    t.push(line);
-                }
-            }
+        let cut = match read_line_bounded(&mut reader, &mut buf, MAX_LINE_BYTES).await {
+            Ok(None) | Err(_) => break,
+            Ok(Some(cut)) => cut,
+        };
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        let mut line = String::from_utf8_lossy(&buf).into_owned();
+        if line.chars().count() > MAX_LINE {
+            line = line.chars().take(MAX_LINE).collect::<String>() + "…";
+        }
+        if cut > 0 {
+            line.push_str(&format!(" [{cut} more bytes of this line not kept]"));
+        }
+        let line = crate::config::redact(&secrets, &line);
+        log_output(&check, &line);
+        if let Ok(mut t) = tail.lock() {
+            t.push(line);
+        }
+    }
+}
+
+/// Longest part of one output line kept, in bytes; the rest is counted and
+/// dropped as it arrives, so a command printing a huge line without a newline
+/// costs this much memory, not the line's size.
+const MAX_LINE_BYTES: usize = 4 * MAX_LINE;
+
+/// Reads one line into `buf`, keeping at most `max` bytes of it; the count of
+/// bytes dropped, or `None` at the end of the output.
+async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<u64>> {
+    let mut dropped = 0u64;
+    let mut any = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(any.then_some(dropped));
+        }
+        any = true;
+        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let room = max.saturating_sub(buf.len());
+        let keep = chunk.len().min(room);
+        buf.extend_from_slice(&chunk[..keep]);
+        dropped += (chunk.len() - keep) as u64;
+        let n = chunk.len();
+        reader.consume(n);
+        if done {
+            return Ok(Some(dropped));
         }
     }
 }
@@ -331,6 +369,25 @@ mod tests {
                     .unwrap_or(true);
             assert!(!alive, "sleep {pid} survived the timeout");
         }
+    }
+
+    #[tokio::test]
+    async fn a_huge_line_without_a_newline_costs_bounded_memory() {
+        let data = vec![b'#'; 20 * 1024 * 1024];
+        let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, &data[..]);
+        let mut buf = Vec::new();
+        let dropped = read_line_bounded(&mut reader, &mut buf, 4000)
+            .await
+            .unwrap();
+        assert_eq!(buf.len(), 4000);
+        assert_eq!(dropped, Some(20 * 1024 * 1024 - 4000));
+        assert!(buf.capacity() < 1024 * 1024, "{}", buf.capacity());
+        assert_eq!(
+            read_line_bounded(&mut reader, &mut buf, 4000)
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
