@@ -387,6 +387,10 @@ pub fn explain(message: &str) -> String {
             .replace("expected one of", "the keys allowed here are")
             .replace(", expected `", ", the key allowed here is `");
     }
+    if message.contains("too large to fit") {
+        return "this number is too large for any setting: see the key's range in deploy.example.toml"
+            .to_string();
+    }
     let message = message
         .replace("expected i64", "expected a whole number")
         .replace("expected f64", "expected a number")

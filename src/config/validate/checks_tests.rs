@@ -146,6 +146,15 @@ fn urls_in_errors_lose_their_credentials() {
 }
 
 #[test]
+fn expect_body_is_one_printable_line() {
+    expect(
+        &smoke("http = \"http://h/\"\nexpect_body = \"ok\\nINFO forged\"\n"),
+        "9:15",
+        "expect_body holds a control character",
+    );
+}
+
+#[test]
 fn env_names_are_variable_names() {
     expect(
         &smoke("run = \"true\"\nenv = { \"A=B\" = \"c\" }\n"),

@@ -156,6 +156,11 @@ fn a_missing_deployment_table_does_not_hide_the_rest() {
 fn a_syntax_error_is_located() {
     expect(&format!("{HEAD}environment = \n"), "5:15", "invalid string");
     expect(&format!("{HEAD}[deployment]\n"), "5:1", "duplicate key");
+    expect(
+        &format!("{HEAD}{TRAFFIC}[analysis]\nfailure_limit = 99999999999999999999\n"),
+        "13:17",
+        "too large for any setting",
+    );
 }
 
 #[test]
