@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{CheckKind, Plan, RouterPlan, SourcePlan};
+use super::plan::{CheckKind, NotifyFormat, Plan, RouterPlan, SourcePlan};
 
 use crate::domain::StageName;
 
@@ -34,13 +34,15 @@ impl Plan {
                         let steps: Vec<String> = t.steps.iter().map(|s| format!("{s}%")).collect();
                         let _ = writeln!(
                             o,
-                            "  {label:<13} {} {}, bake {} per step, approval {}, on_failure {}, on_disconnect {}",
+                            "  {label:<13} {} {}, bake {} per step, approval {}, on_failure {}, on_disconnect {} (after {} unattended), step deadline {}",
                             t.strategy.as_str(),
                             steps.join(" → "),
                             humantime::format_duration(t.bake),
                             t.approval.as_str(),
                             t.on_failure.as_str(),
                             t.on_disconnect.as_str(),
+                            humantime::format_duration(t.unattended_after),
+                            humantime::format_duration(t.step_deadline),
                         );
                         let router = match &t.router {
                             RouterPlan::Builtin {
@@ -188,8 +190,8 @@ impl Plan {
                 o,
                 "  notify      {} webhook {} on {}",
                 match n.format {
-                    super::NotifyFormat::Slack => "slack",
-                    super::NotifyFormat::Json => "json",
+                    NotifyFormat::Slack => "slack",
+                    NotifyFormat::Json => "json",
                 },
                 n.webhook_display,
                 n.events.join(", ")

@@ -30,7 +30,11 @@ pub(crate) struct Attendance {
 
 impl Engine {
     fn unattended_after(&self) -> Duration {
-        DEFAULT_UNATTENDED_AFTER
+        self.plan
+            .traffic
+            .as_ref()
+            .map(|t| t.unattended_after)
+            .unwrap_or(DEFAULT_UNATTENDED_AFTER)
     }
 
     /// The socket's count of steering operators changed.

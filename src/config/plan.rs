@@ -1,0 +1,410 @@
+//! The validated plan the engine runs: deployment, checks per stage, traffic
+//! and its router, analysis and its metric source, notifications. Every value
+//! here has passed the bounds in [`super::limits`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::domain::{Approval, OnDisconnect, OnFailure, StageName, Strategy};
+
+/// What is being deployed, and where its record is kept.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// Letters, digits, '-', '_', '.'; at most [`super::limits::MAX_ID_PART`]
+    /// characters (it is part of the journal's file name).
+    pub service: String,
+    /// The version being deployed; file-name safe like `service`.
+    pub version: String,
+    /// The version running now (the stable track's label).
+    pub previous: Option<String>,
+    /// Shown in the header; printable.
+    pub environment: Option<String>,
+    /// Journal and lock; relative paths are relative to the config file.
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub enum CheckKind {
+    Run {
+        command: String,
+        env: BTreeMap<String, String>,
+    },
+    Manual {
+        prompt: String,
+    },
+    Http {
+        url: String,
+        /// The URL as written (secrets unexpanded), for screens and journal.
+        display: String,
+        expect_status: Option<u16>,
+        expect_body: Option<String>,
+    },
+    Tcp {
+        addr: String,
+        display: String,
+    },
+    /// The artifact digest comparison, first check of prepare.
+    Artifact {
+        path: PathBuf,
+        sha256: String,
+    },
+}
+
+impl CheckKind {
+    pub fn label(&self) -> &'static str {
+        match self {
+            CheckKind::Run { .. } => "run",
+            CheckKind::Manual { .. } => "manual",
+            CheckKind::Http { .. } => "http",
+            CheckKind::Tcp { .. } => "tcp",
+            CheckKind::Artifact { .. } => "artifact",
+        }
+    }
+
+    /// One line saying what the check does, safe to show (no secret values).
+    pub fn target(&self) -> String {
+        match self {
+            CheckKind::Run { command, .. } => command.clone(),
+            CheckKind::Manual { prompt } => prompt.clone(),
+            CheckKind::Http { display, .. } => display.clone(),
+            CheckKind::Tcp { display, .. } => display.clone(),
+            CheckKind::Artifact { path, sha256 } => {
+                format!("sha256 of {} = {}", path.display(), sha256)
+            }
+        }
+    }
+}
+
+/// One check of a stage.
+#[derive(Debug, Clone)]
+pub struct CheckSpec {
+    /// Unique within its stage; printable.
+    pub name: String,
+    pub kind: CheckKind,
+    /// Per attempt; within [`super::limits::CHECK_TIMEOUT`].
+    pub timeout: Duration,
+    /// Extra attempts after a failure.
+    pub retries: u32,
+    pub retry_delay: Duration,
+    /// A failure only warns.
+    pub optional: bool,
+}
+
+/// How traffic is moved between the two versions.
+#[derive(Debug, Clone)]
+pub enum RouterPlan {
+    Builtin {
+        listen: SocketAddr,
+        stable: SocketAddr,
+        canary: SocketAddr,
+    },
+    Command {
+        set_weight: String,
+        get_weight: Option<String>,
+    },
+    Haproxy(HaproxyTarget),
+    Nginx(NginxConfig),
+}
+
+impl RouterPlan {
+    /// The `kind` as written in the config.
+    pub fn kind(&self) -> &'static str {
+        self.router_kind().as_str()
+    }
+
+    pub fn router_kind(&self) -> RouterKind {
+        match self {
+            RouterPlan::Builtin { .. } => RouterKind::Builtin,
+            RouterPlan::Command { .. } => RouterKind::Command,
+            RouterPlan::Haproxy(_) => RouterKind::Haproxy,
+            RouterPlan::Nginx(_) => RouterKind::Nginx,
+        }
+    }
+}
+
+/// The `[traffic.router] kind`s; each one's keys and plan are built in
+/// `validate::router`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouterKind {
+    Builtin,
+    Haproxy,
+    Nginx,
+    Command,
+}
+
+impl RouterKind {
+    pub const ALL: [RouterKind; 4] = [
+        RouterKind::Builtin,
+        RouterKind::Haproxy,
+        RouterKind::Nginx,
+        RouterKind::Command,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouterKind::Builtin => "builtin",
+            RouterKind::Haproxy => "haproxy",
+            RouterKind::Nginx => "nginx",
+            RouterKind::Command => "command",
+        }
+    }
+}
+
+/// The upstream block the nginx router owns, and how nginx takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NginxConfig {
+    pub upstream_file: PathBuf,
+    /// Letters, digits, '_', '-', '.'.
+    pub upstream: String,
+    /// host:port (or unix:/path), with no character nginx would parse.
+    pub stable: String,
+    pub canary: String,
+    /// Validates the written config; default `nginx -t`.
+    pub test: String,
+    /// Makes nginx read it; default `nginx -s reload`.
+    pub reload: String,
+}
+
+/// The Prometheus server and the per-track queries (`$version` replaced by
+/// each track's version label).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrometheusConfig {
+    pub url: String,
+    pub error_rate: String,
+    pub p99_ms: Option<String>,
+    pub p50_ms: Option<String>,
+    pub requests: String,
+    pub canary_version: String,
+    pub stable_version: String,
+}
+
+/// Where HAProxy's runtime API is and which servers carry the two versions.
+/// Backend and server names hold only HAProxy's name characters (letters,
+/// digits, '-', '_', '.', ':'), so they cannot carry a second command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxyTarget {
+    /// A unix socket path, or host:port.
+    pub socket: String,
+    pub backend: String,
+    pub stable_server: String,
+    pub canary_server: String,
+}
+
+/// How the release moves through its steps.
+#[derive(Debug, Clone)]
+pub struct TrafficPlan {
+    pub strategy: Strategy,
+    /// Strictly increasing percents from 1 to 100, ending at 100.
+    pub steps: Vec<u8>,
+    /// Least healthy time at each step.
+    pub bake: Duration,
+    pub approval: Approval,
+    pub on_failure: OnFailure,
+    pub on_disconnect: OnDisconnect,
+    /// Grace before `on_disconnect` applies when no controlling operator is
+    /// attached; a manual gate waiting longer applies it too (SPEC §3).
+    pub unattended_after: Duration,
+    /// A step with no verdict for this long warns, then `on_failure`.
+    pub step_deadline: Duration,
+    pub router: RouterPlan,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourcePlan {
+    /// The built-in router's own counts.
+    Builtin,
+    /// Instant PromQL queries; `$version` stands for each track's version label.
+    Prometheus {
+        /// The URL as written (secrets unexpanded), for screens.
+        url_display: String,
+        queries: PrometheusConfig,
+    },
+    /// HAProxy's `show stat` for the router's two servers.
+    Haproxy(HaproxyTarget),
+    /// A command printing a JSON sample of both tracks.
+    Command { sample: String },
+}
+
+impl SourcePlan {
+    pub fn kind(&self) -> &'static str {
+        self.source_kind().as_str()
+    }
+
+    pub fn source_kind(&self) -> SourceKind {
+        match self {
+            SourcePlan::Builtin => SourceKind::Builtin,
+            SourcePlan::Prometheus { .. } => SourceKind::Prometheus,
+            SourcePlan::Haproxy(_) => SourceKind::Haproxy,
+            SourcePlan::Command { .. } => SourceKind::Command,
+        }
+    }
+}
+
+/// The `[analysis.source] kind`s; built in `validate::analysis`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Builtin,
+    Prometheus,
+    Haproxy,
+    Command,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 4] = [
+        SourceKind::Builtin,
+        SourceKind::Prometheus,
+        SourceKind::Haproxy,
+        SourceKind::Command,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Builtin => "builtin",
+            SourceKind::Prometheus => "prometheus",
+            SourceKind::Haproxy => "haproxy",
+            SourceKind::Command => "command",
+        }
+    }
+}
+
+/// How the canary is judged.
+#[derive(Debug, Clone)]
+pub struct AnalysisPlan {
+    /// One sample every interval; within [`super::limits::INTERVAL`].
+    pub interval: Duration,
+    /// Each sample looks back this far; at least `interval`, within
+    /// [`super::limits::WINDOW`].
+    pub window: Duration,
+    /// Fewer canary requests in the window: inconclusive.
+    pub min_requests: u64,
+    /// This many failing samples in a row: `on_failure`.
+    pub failure_limit: u32,
+    /// Fractions from 0 to 1.
+    pub max_error_rate: Option<f64>,
+    /// Milliseconds, above 0.
+    pub max_p99_ms: Option<f64>,
+    pub max_error_rate_increase: Option<f64>,
+    pub max_p99_ratio: Option<f64>,
+    pub source: SourcePlan,
+}
+
+impl Default for AnalysisPlan {
+    fn default() -> Self {
+        AnalysisPlan {
+            interval: Duration::from_secs(5),
+            window: Duration::from_secs(30),
+            min_requests: 20,
+            failure_limit: 3,
+            max_error_rate: Some(0.01),
+            max_p99_ms: None,
+            max_error_rate_increase: None,
+            max_p99_ratio: None,
+            source: SourcePlan::Builtin,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    Slack,
+    Json,
+}
+
+/// The events a webhook can be told of.
+pub const NOTIFY_EVENTS: [&str; 5] = [
+    "started",
+    "approval_needed",
+    "rolled_back",
+    "succeeded",
+    "failed",
+];
+
+#[derive(Debug, Clone)]
+pub struct NotifyPlan {
+    pub webhook: String,
+    /// The webhook as written, without user info or query.
+    pub webhook_display: String,
+    pub format: NotifyFormat,
+    pub secret: Option<String>,
+    /// A subset of [`NOTIFY_EVENTS`].
+    pub events: Vec<String>,
+}
+
+/// A validated plan, ready to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The config file as given (or a label for a built-in plan).
+    pub source: String,
+    pub deployment: Deployment,
+    /// Checks of each stage except traffic, in order (artifact first in prepare).
+    pub checks: BTreeMap<StageKey, Vec<CheckSpec>>,
+    pub traffic: Option<TrafficPlan>,
+    pub analysis: AnalysisPlan,
+    pub notify: Option<NotifyPlan>,
+    /// Values that came from `${env:…}` (each at least
+    /// [`crate::redact::MIN_SECRET_LEN`] characters): never shown, logged or
+    /// journaled.
+    pub secrets: Vec<String>,
+}
+
+/// A stage as an ordered map key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StageKey(pub u8);
+
+impl From<StageName> for StageKey {
+    fn from(s: StageName) -> Self {
+        StageKey(s as u8)
+    }
+}
+
+impl Plan {
+    pub fn checks(&self, stage: StageName) -> &[CheckSpec] {
+        self.checks
+            .get(&StageKey::from(stage))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Whether the config has this stage at all.
+    pub fn has_stage(&self, stage: StageName) -> bool {
+        match stage {
+            StageName::Traffic => self.traffic.is_some(),
+            other => self.checks.contains_key(&StageKey::from(other)),
+        }
+    }
+
+    /// Replaces every secret value in `text` with a mask.
+    pub fn redact(&self, text: &str) -> String {
+        redact(&self.secrets, text)
+    }
+
+    /// The manual gates a run would stop at, as "stage/check" names.
+    pub fn manual_gates(&self) -> Vec<String> {
+        let mut gates = Vec::new();
+        for stage in StageName::ALL {
+            for c in self.checks(stage) {
+                if matches!(c.kind, CheckKind::Manual { .. }) {
+                    gates.push(format!("{stage} check \"{}\"", c.name));
+                }
+            }
+        }
+        if let Some(t) = &self.traffic {
+            if t.approval == Approval::Manual && t.steps.len() > 1 {
+                gates.push("traffic step approval (approval = \"manual\")".to_string());
+            }
+        }
+        gates
+    }
+}
+
+/// `text` with every secret value (raw and encoded forms) masked.
+pub fn redact(secrets: &[String], text: &str) -> String {
+    if secrets.is_empty() {
+        return text.to_string();
+    }
+    crate::redact::Secrets::new(secrets.iter().cloned())
+        .redact(text)
+        .into_owned()
+}
