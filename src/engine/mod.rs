@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
@@ -83,6 +83,10 @@ pub struct EngineHandle {
     pub journal_path: PathBuf,
     /// Where the built-in router listens, if there is one.
     pub router_listen: Option<std::net::SocketAddr>,
+    /// The router, held for as long as the handle lives: the built-in router
+    /// serves (stable at 100% after a rollback) until the process drops it,
+    /// not only until the engine task ends.
+    pub router: Option<Arc<dyn Router>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +133,6 @@ pub(crate) struct Engine {
     router: Option<Arc<dyn Router>>,
     source: Option<Arc<dyn MetricSource>>,
     ctx: CheckContext,
-    started: Instant,
     /// A weight was asked of the router: a rollback must put it back.
     traffic_touched: bool,
     /// The open deployment this run carries on.
@@ -254,6 +257,7 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         _ => None,
     };
     let router_listen = built.as_ref().and_then(|b| b.listen);
+    let router_kept = built.as_ref().map(|b| Arc::clone(&b.router));
     let journal_path = journal.path().to_path_buf();
     let fixed = Fixed::new(
         &plan,
@@ -290,7 +294,6 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         router: built.map(|b| b.router),
         source,
         ctx,
-        started: Instant::now(),
         traffic_touched: false,
         resume: opts.resume,
         notes,
@@ -307,6 +310,7 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         id,
         journal_path,
         router_listen,
+        router: router_kept,
     })
 }
 
@@ -339,6 +343,11 @@ impl Engine {
                     | Event::OrphanStopped { .. }
                     | Event::CheckFinished {
                         outcome: crate::domain::CheckOutcome::Failed,
+                        ..
+                    }
+                    // A failing sample counts toward on_failure: never only info.
+                    | Event::Analysis {
+                        verdict: crate::domain::Verdict::Fail,
                         ..
                     } => tracing::warn!(target: "cutover", "{text}"),
                     _ => tracing::info!(target: "cutover", "{text}"),
