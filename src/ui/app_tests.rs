@@ -5,7 +5,9 @@ use chrono::TimeZone;
 
 use super::*;
 use crate::domain::{Outcome, StageName, Strategy};
-use crate::engine::snapshot::{Gate, StageStatus, Thresholds, TrafficView};
+use crate::engine::snapshot::{
+    CheckStatus, CheckView, Gate, StageStatus, StageView, Thresholds, TrafficView,
+};
 
 fn check(name: &str, status: CheckStatus) -> CheckView {
     CheckView {

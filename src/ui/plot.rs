@@ -92,14 +92,20 @@ pub fn choose_scale(values: &[f64], limits: &[f64], floor: f64, rows: u16) -> Sc
         .copied()
         .filter(|v| v.is_finite() && *v > 0.0)
         .fold(f64::INFINITY, f64::min);
-    if lowest_limit.is_finite() && lowest_limit / hi * f64::from(rows) < 1.5 {
-        Scale::Log {
-            lo: decade_floor(lowest_limit / 4.0),
-            hi,
-        }
-    } else {
-        Scale::Linear { hi }
+    let clear = |fraction: f64| fraction * f64::from(rows) >= 1.5;
+    if !lowest_limit.is_finite() || clear(lowest_limit / hi) {
+        return Scale::Linear { hi };
     }
+    // Lower the bottom a decade at a time (four at most) until the limit
+    // stands clear of the bottom rows.
+    let mut lo = decade_floor(lowest_limit / 4.0);
+    for _ in 0..4 {
+        if clear(Scale::Log { lo, hi }.fraction(lowest_limit)) {
+            break;
+        }
+        lo /= 10.0;
+    }
+    Scale::Log { lo, hi }
 }
 
 /// A plot area and the ranges it shows.
@@ -256,6 +262,11 @@ mod tests {
         );
         assert!(scale.fraction(21.0) > 0.4);
         assert!(scale.fraction(800.0) > scale.fraction(21.0) + 0.4);
+        // 50% errors against a 0.5% limit on four rows: the bottom goes
+        // down until the limit has a row and a half under it.
+        let scale = choose_scale(&[0.0, 0.46], &[0.005], 0.001, 4);
+        assert!(matches!(scale, Scale::Log { .. }), "{scale:?}");
+        assert!(scale.fraction(0.005) * 4.0 >= 1.5, "{scale:?}");
         // A tall plot gives the same limit rows of its own: linear.
         assert_eq!(
             choose_scale(&[7.0, 800.0], &[21.0], 1.0, 80),
