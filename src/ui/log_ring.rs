@@ -13,6 +13,8 @@ use tracing_subscriber::layer::{Context, Layer};
 
 /// Lines kept; older ones fall off.
 pub const LINES_KEPT: usize = 2_000;
+/// Characters kept of one line, so a flood never costs a frame its time.
+pub const LINE_CHARS: usize = 4_000;
 
 /// A line's severity, most severe first (`Ord` follows: `Error < Trace`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -100,8 +102,11 @@ pub struct LogRing {
 }
 
 impl LogRing {
-    /// Appends a line (the oldest falls off past [`LINES_KEPT`]); returns its `seq`.
-    pub fn push(&self, at: DateTime<Utc>, level: LogLevel, text: impl Into<String>) -> u64 {
+    /// Appends a line (the oldest falls off past [`LINES_KEPT`]); returns its
+    /// `seq`. Control characters are written out (`\u{1b}`), never sent to
+    /// the terminal; a line past [`LINE_CHARS`] is cut.
+    pub fn push(&self, at: DateTime<Utc>, level: LogLevel, text: impl AsRef<str>) -> u64 {
+        let text = printable(text.as_ref());
         let Ok(mut ring) = self.ring.lock() else {
             return 0;
         };
@@ -114,7 +119,7 @@ impl LogRing {
             seq,
             at,
             level,
-            text: text.into(),
+            text,
         });
         seq
     }
@@ -181,6 +186,24 @@ impl LogRing {
             Some(seqs[at + entries])
         }
     }
+}
+
+/// `text` safe to draw: tabs as spaces, other control characters escaped,
+/// at most [`LINE_CHARS`] characters.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(LINE_CHARS));
+    for (i, c) in text.chars().enumerate() {
+        if i == LINE_CHARS {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\t' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Feeds a [`LogRing`] from tracing events: the message, then any other
@@ -269,6 +292,16 @@ mod tests {
         assert_eq!(ring.step(Info, Some(1), 1, false), Some(2));
         assert_eq!(ring.step(Info, Some(2), 5, false), None);
         assert_eq!(LogRing::default().step(Info, None, 1, true), None);
+    }
+
+    #[test]
+    fn lines_are_made_safe_to_draw() {
+        let ring = LogRing::default();
+        ring.push(Utc::now(), LogLevel::Info, "a\x1b[2Jb\tc");
+        ring.push(Utc::now(), LogLevel::Info, "x".repeat(LINE_CHARS * 2));
+        let lines = ring.view(LogLevel::Info, None, 2).lines;
+        assert_eq!(lines[0].text, "a\\u{1b}[2Jb c");
+        assert_eq!(lines[1].text.chars().count(), LINE_CHARS + 1);
     }
 
     #[test]
