@@ -68,12 +68,28 @@ impl Session {
     }
 
     fn start_with(name: &str, plan: &str) -> Session {
-        Session::start_args(name, plan, "")
+        Session::start_full(name, plan, "", (100, 30), &[])
     }
 
     /// `cutover run deploy.toml ARGS` (`--foreground` keeps the engine in
     /// the dashboard's process, as the hang-up and signal tests need).
     fn start_args(name: &str, plan: &str, args: &str) -> Session {
+        Session::start_full(name, plan, args, (100, 30), &[])
+    }
+
+    /// `cutover run` on `plan` in a `width`×`height` terminal, with `env`
+    /// (`NAME=value`) added to its environment.
+    fn start_sized(name: &str, plan: &str, size: (u16, u16), env: &[&str]) -> Session {
+        Session::start_full(name, plan, "", size, env)
+    }
+
+    fn start_full(
+        name: &str,
+        plan: &str,
+        args: &str,
+        (width, height): (u16, u16),
+        env: &[&str],
+    ) -> Session {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let socket = format!(
             "cutover-test-{}-{}-{name}",
@@ -89,7 +105,9 @@ impl Session {
             "'{}' run deploy.toml {args}; echo \"EXIT=$?\"; sleep 600",
             env!("CARGO_BIN_EXE_cutover")
         );
-        session.tmux(&[
+        let (width, height) = (width.to_string(), height.to_string());
+        let dir = session.dir.path().display().to_string();
+        let mut args = vec![
             "-f",
             "/dev/null",
             "new-session",
@@ -97,17 +115,19 @@ impl Session {
             "-s",
             "dash",
             "-x",
-            "100",
+            &width,
             "-y",
-            "30",
+            &height,
             "-c",
-            &session.dir.path().display().to_string(),
+            &dir,
             "-e",
             "USER=tester",
-            "sh",
-            "-c",
-            &script,
-        ]);
+        ];
+        for var in env {
+            args.extend(["-e", var]);
+        }
+        args.extend(["sh", "-c", &script]);
+        session.tmux(&args);
         session
     }
 
@@ -440,4 +460,140 @@ fn sigterm_holds_traffic_and_leaves_the_dashboard_with_code_5() {
         last["reason"].as_str().unwrap().contains("SIGTERM"),
         "{last}"
     );
+}
+
+/// A canary held at 10% whose figures differ from stable's: canary answers
+/// 20% of requests with 5xx and 30 ms late, stable neither.
+fn figures_plan() -> (String, [common::ChildGuard; 2], std::net::SocketAddr) {
+    let (v1, stable) = common::demo_app("v1", &[]);
+    let (v2, canary) = common::demo_app("v2", &["--error-rate", "0.2", "--latency-ms", "30"]);
+    let listen = common::free_addr();
+    let plan = format!(
+        r#"[deployment]
+service = "checkout"
+version = "v2"
+previous = "v1"
+state_dir = "state"
+
+[traffic]
+steps = [10, 100]
+bake = "1h"
+approval = "manual"
+
+[traffic.router]
+kind = "builtin"
+listen = "{listen}"
+stable = "{stable}"
+canary = "{canary}"
+
+[analysis]
+interval = "3s"
+window = "6s"
+min_requests = 5
+max_error_rate = 0.9
+max_p99_ms = 5000
+"#
+    );
+    (plan, [v1, v2], listen)
+}
+
+/// The figure after `name ` on the row of the screen labelled `label`:
+/// `canary 20.5%✗` gives `20.5%`.
+fn figure_on_screen(screen: &str, label: &str, name: &str) -> Option<String> {
+    let row = screen
+        .lines()
+        .find(|l| l.contains(label) && l.contains("canary ") && l.contains("stable "))?;
+    let after = row.split(&format!("{name} ")).nth(1)?;
+    let figure: String = after
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '✗')
+        .collect();
+    Some(figure)
+}
+
+/// Reads canary's and stable's error rate and p99 off the screen and
+/// compares them with the journal's latest `analysis` event, taken while the
+/// journal did not move (a sample every 3 s; the screen redraws within 0.1 s).
+fn figures_match_the_journal(size: (u16, u16), env: &[&str]) {
+    use cutover::ui::figures::Metric;
+    let (plan, _apps, listen) = figures_plan();
+    let session = Session::start_sized(&format!("figures-{}x{}", size.0, size.1), &plan, size, env);
+    let state = session.path().join("state");
+    let _load = common::Traffic::start(listen, Duration::from_millis(10), Duration::from_secs(120));
+    // Wait for a sample with both tracks measured.
+    common::wait_for_event(&state, PATIENCE, |e| {
+        e["event"] == "analysis"
+            && e["canary"]["error_rate"].as_f64().is_some()
+            && e["stable"]["p99_ms"].as_f64().is_some()
+    });
+    let latest = || {
+        common::journal_so_far(&state)
+            .into_iter()
+            .rev()
+            .find(|e| e["event"] == "analysis")
+            .expect("an analysis event")
+    };
+    let mut compared = 0;
+    let deadline = Instant::now() + PATIENCE;
+    while compared < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the journal moved under every capture"
+        );
+        let before = latest();
+        std::thread::sleep(Duration::from_millis(600));
+        let screen = session.screen();
+        let after = latest();
+        if before["seq"] != after["seq"] {
+            continue;
+        }
+        for (label, metric, field) in [
+            ("err", Metric::ErrorRate, "error_rate"),
+            ("p99", Metric::P99, "p99_ms"),
+        ] {
+            for track in ["canary", "stable"] {
+                let value = after[track][field].as_f64().expect("a figure");
+                let want = metric.format(value);
+                let got = figure_on_screen(&screen, label, track)
+                    .unwrap_or_else(|| panic!("no {track} {label} row:\n{screen}"));
+                assert_eq!(
+                    got, want,
+                    "{track} {field} at seq {}:\n{screen}",
+                    after["seq"]
+                );
+                eprintln!(
+                    "seq {}: {track} {field} {got} on screen and in the journal",
+                    after["seq"]
+                );
+            }
+        }
+        // The canary is over no limit here: no ✗, and the limits are shown.
+        assert!(
+            screen.contains("90%") && screen.contains("5.0s"),
+            "{screen}"
+        );
+        compared += 1;
+        // Wait for the next sample before comparing again.
+        common::wait_for_event(&state, PATIENCE, |e| {
+            e["event"] == "analysis" && e["seq"].as_u64() > after["seq"].as_u64()
+        });
+    }
+    session.keys(&["R"]);
+    session.wait_for_text("ROLLED BACK");
+}
+
+#[test]
+fn the_figures_on_screen_are_the_journals_at_80_by_24_without_colour() {
+    if !tmux_available() {
+        return;
+    }
+    figures_match_the_journal((80, 24), &["NO_COLOR=1"]);
+}
+
+#[test]
+fn the_figures_on_screen_are_the_journals_at_200_by_60() {
+    if !tmux_available() {
+        return;
+    }
+    figures_match_the_journal((200, 60), &[]);
 }

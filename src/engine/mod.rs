@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
@@ -137,7 +137,6 @@ pub(crate) struct Engine {
     router: Option<Arc<dyn Router>>,
     source: Option<Arc<dyn MetricSource>>,
     ctx: CheckContext,
-    started: Instant,
     /// A weight was asked of the router: a rollback must put it back.
     traffic_touched: bool,
     /// The open deployment this run carries on.
@@ -316,7 +315,6 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         router: built.map(|b| b.router),
         source,
         ctx,
-        started: Instant::now(),
         traffic_touched: false,
         resume: opts.resume,
         notes,

@@ -3,7 +3,7 @@
 //! A `Snapshot` is a plain value sent on a `watch` channel; views never see the
 //! engine's internals and never block it.
 
-use crate::domain::{GateTarget, Outcome, StageName, Strategy, TrackPair, Verdict};
+use crate::domain::{GateTarget, OnFailure, Outcome, StageName, Strategy, TrackPair, Verdict};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -61,31 +61,49 @@ pub struct StageView {
     pub checks: Vec<CheckView>,
 }
 
+/// How a stage's checks stand: each check counted once, by its status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckTally {
+    /// Passed, or passed with a warning (an optional check that failed).
+    pub passed: usize,
+    /// Of which warned.
+    pub warned: usize,
+    pub failed: usize,
+    /// Never ran: the stage was cut short or the deployment ended first.
+    pub skipped: usize,
+    pub total: usize,
+}
+
 impl StageView {
-    /// Checks finished (passed, warned, failed or skipped) and the total.
-    pub fn counts(&self) -> (usize, usize) {
-        let done = self
-            .checks
-            .iter()
-            .filter(|c| {
-                matches!(
-                    c.status,
-                    CheckStatus::Passed
-                        | CheckStatus::Warned
-                        | CheckStatus::Failed
-                        | CheckStatus::Skipped
-                )
-            })
-            .count();
-        (done, self.checks.len())
+    /// The stage's checks counted by how they ended; a skipped check never
+    /// counts as done.
+    pub fn tally(&self) -> CheckTally {
+        let mut tally = CheckTally {
+            total: self.checks.len(),
+            ..CheckTally::default()
+        };
+        for check in &self.checks {
+            match check.status {
+                CheckStatus::Passed => tally.passed += 1,
+                CheckStatus::Warned => {
+                    tally.passed += 1;
+                    tally.warned += 1;
+                }
+                CheckStatus::Failed => tally.failed += 1,
+                CheckStatus::Skipped => tally.skipped += 1,
+                CheckStatus::Pending | CheckStatus::Running | CheckStatus::WaitingApproval => {}
+            }
+        }
+        tally
     }
 }
 
 /// One analysis sample, kept for the charts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AnalysisPoint {
-    /// Seconds since the deployment started.
+    /// Seconds since the deployment started (`started_at`, also across a resume).
     pub t: f64,
+    /// When the sample was taken; charts place samples by this.
     pub at: DateTime<Utc>,
     pub weight: u8,
     pub pair: TrackPair,
@@ -93,11 +111,24 @@ pub struct AnalysisPoint {
     pub reasons: Vec<String>,
 }
 
-/// The thresholds in force, drawn on the charts.
+/// The analysis limits in force (`[analysis]`), drawn on the charts and
+/// written beside the figures.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Thresholds {
+    /// Canary 5xx fraction, in [0, 1].
     pub max_error_rate: Option<f64>,
+    /// Canary p99 latency, in milliseconds.
     pub max_p99_ms: Option<f64>,
+    /// Canary error rate minus stable's, a fraction (0.005 = half a point).
+    #[serde(default)]
+    pub max_error_rate_increase: Option<f64>,
+    /// Canary p99 divided by stable's.
+    #[serde(default)]
+    pub max_p99_ratio: Option<f64>,
+    /// Requests a track needs in the window to be judged; the relative limits
+    /// apply only when stable has this many.
+    #[serde(default)]
+    pub min_requests: u64,
 }
 
 /// The traffic stage as the traffic-split pane shows it.
@@ -123,6 +154,13 @@ pub struct TrafficView {
     /// Failing samples in a row at this step, and `failure_limit`.
     pub failing: (u32, u32),
     pub approval_manual: bool,
+    /// What reaching `failure_limit` does.
+    #[serde(default = "default_on_failure")]
+    pub on_failure: OnFailure,
+}
+
+fn default_on_failure() -> OnFailure {
+    OnFailure::Rollback
 }
 
 /// What the engine waits for from the operator.
@@ -164,6 +202,10 @@ pub struct Snapshot {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub phase: Phase,
+    /// Automatic progression is paused (by the operator, or by the analysis
+    /// with `on_failure = "pause"`): between checks, or at the canary's step.
+    #[serde(default)]
+    pub paused: bool,
     pub current_stage: Option<StageName>,
     /// Seven rows: prepare .. verify, then finalize or (once started) rollback.
     pub stages: Vec<StageView>,

@@ -144,10 +144,11 @@ impl State {
             t.requested_weight = self.requested_weight;
             t.paused = self.paused;
             t.waiting_approval = matches!(self.gate, Some(Gate::Step { .. }));
-            t.next_step = if self.outcome.is_some() {
-                None
-            } else {
+            // A next step is planned only while the deployment runs.
+            t.next_step = if self.phase == Phase::Running {
                 self.canary.next_step
+            } else {
+                None
             };
             t.baked = self.canary.baked;
             t.failing = self.canary.failing;
@@ -165,6 +166,7 @@ impl State {
             started_at: fixed.started_at,
             finished_at: self.finished_at,
             phase: self.phase,
+            paused: self.paused,
             current_stage: self.stage,
             stages,
             traffic,
@@ -202,6 +204,7 @@ impl Fixed {
             rollback_weight_ms: None,
             failing: (0, plan.analysis.failure_limit),
             approval_manual: t.approval == Approval::Manual,
+            on_failure: t.on_failure,
         });
         Fixed {
             deployment_id: id.to_string(),
@@ -215,6 +218,9 @@ impl Fixed {
             thresholds: Thresholds {
                 max_error_rate: plan.analysis.max_error_rate,
                 max_p99_ms: plan.analysis.max_p99_ms,
+                max_error_rate_increase: plan.analysis.max_error_rate_increase,
+                max_p99_ratio: plan.analysis.max_p99_ratio,
+                min_requests: plan.analysis.min_requests,
             },
             traffic,
         }

@@ -484,9 +484,12 @@ impl Engine {
             self.state.message = Some(format!("metric source failing: {}", reasons.join("; ")));
         }
         self.state.verdict = Some(verdict);
+        // Timed from the deployment's start, not this process's: a resumed
+        // run's samples line up with the ones before it.
+        let at = Utc::now();
         self.state.push_sample(AnalysisPoint {
-            t: self.started.elapsed().as_secs_f64(),
-            at: Utc::now(),
+            t: (at - self.fixed.started_at).num_milliseconds() as f64 / 1000.0,
+            at,
             weight: self.state.weight,
             pair,
             verdict,

@@ -106,6 +106,11 @@ fn log(event: &Event) {
         | Event::CheckFinished {
             outcome: CheckOutcome::Failed,
             ..
+        }
+        // A failing sample counts toward on_failure: never only info.
+        | Event::Analysis {
+            verdict: crate::domain::Verdict::Fail,
+            ..
         } => tracing::warn!(target: "cutover", "{text}"),
         Event::CommandStarted { .. } | Event::CommandFinished { .. } => {
             tracing::debug!(target: "cutover", "{text}")

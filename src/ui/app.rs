@@ -6,14 +6,14 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use tui_logger::{LevelFilter, TuiWidgetEvent, TuiWidgetState};
+use chrono::{DateTime, FixedOffset, Offset, Utc};
 
-use crate::engine::snapshot::{CheckStatus, CheckView, Phase, StageView};
+use crate::domain::Outcome;
+use crate::engine::snapshot::Phase;
 use crate::engine::{Command, Snapshot};
 
-use super::keymap::KeyContext;
 use super::live_output::LiveOutput;
+use super::log_ring::{LogLevel, LogRing};
 use super::theme::Theme;
 use super::UiExit;
 
@@ -79,14 +79,17 @@ pub enum QuitDialog {
     Holding,
 }
 
-/// Log levels the log pane steps through with `+` and `-`.
-const LOG_LEVELS: [LevelFilter; 5] = [
-    LevelFilter::Error,
-    LevelFilter::Warn,
-    LevelFilter::Info,
-    LevelFilter::Debug,
-    LevelFilter::Trace,
-];
+/// How long a transient notice stays on the hint bar.
+pub const NOTICE_SECS: i64 = 5;
+/// Log lines one `j`/`k` moves the log pane by.
+const LOG_STEP: usize = 3;
+
+/// A line for the hint bar that fades by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Notice {
+    text: String,
+    at: DateTime<Utc>,
+}
 
 const ROLLBACK_REASON: &str = "operator pressed R";
 const QUIT_REASON: &str = "operator quit";
@@ -112,12 +115,16 @@ pub struct App {
     quit_dialog: Option<QuitDialog>,
     engine_stopped: bool,
     exit: Option<UiExit>,
-    notice: Option<String>,
+    notice: Option<Notice>,
     /// `R` was pressed and the engine has not yet shown the rollback.
     rollback_requested: Option<DateTime<Utc>>,
-    log_level: LevelFilter,
-    log_state: TuiWidgetState,
+    log_level: LogLevel,
+    /// The newest log line shown while the pane is scrolled; `None` follows.
+    log_anchor: Option<u64>,
+    logs: Option<Arc<LogRing>>,
     live_output: Option<Arc<LiveOutput>>,
+    /// The operator's time zone for clock times on screen (UTC until set).
+    utc_offset: FixedOffset,
 }
 
 impl App {
@@ -136,16 +143,26 @@ impl App {
             exit: None,
             notice: None,
             rollback_requested: None,
-            log_level: LevelFilter::Info,
-            log_state: TuiWidgetState::new().set_default_display_level(LevelFilter::Info),
+            log_level: LogLevel::Info,
+            log_anchor: None,
+            logs: None,
             live_output: None,
+            utc_offset: Utc.fix(),
         }
     }
 
     // ----- inputs other than keys -----
 
-    /// Takes the engine's latest snapshot.
+    /// Takes the engine's latest snapshot. A new engine message (a refused
+    /// approval, a slider refused) becomes a notice while a gate holds the
+    /// banner, so it is seen without hiding the gate.
     pub fn apply_snapshot(&mut self, snapshot: Snapshot) {
+        let new_message = snapshot.message.is_some() && snapshot.message != self.snapshot.message;
+        if new_message && snapshot.gate.is_some() && snapshot.outcome.is_none() {
+            if let Some(message) = &snapshot.message {
+                self.note(message);
+            }
+        }
         self.snapshot = snapshot;
         if self.snapshot.phase != Phase::Running {
             self.rollback_requested = None;
@@ -164,6 +181,16 @@ impl App {
     /// Sets the clock the screen shows (elapsed time, spinners, chart window).
     pub fn set_clock(&mut self, now: DateTime<Utc>) {
         self.now = now;
+    }
+
+    /// Clock times on screen (log lines, the moment of `R`) in this zone.
+    pub fn set_utc_offset(&mut self, offset: FixedOffset) {
+        self.utc_offset = offset;
+    }
+
+    /// Feeds the log pane from these lines.
+    pub fn attach_logs(&mut self, ring: Arc<LogRing>) {
+        self.logs = Some(ring);
     }
 
     /// Lets the checklist show a running check's output as it streams.
@@ -188,14 +215,14 @@ impl App {
                         choice: QuitChoice::HoldAndExit,
                     });
                 }
-                self.notice = Some("the engine is busy; press the key again".to_string());
+                self.note("the engine is busy; press the key again");
             }
             SendFailure::Gone => {
                 self.engine_stopped();
                 if matches!(command, Command::HoldAndQuit { .. }) {
                     self.exit = Some(UiExit::Quit);
                 } else {
-                    self.notice = Some("the engine has stopped; q quits".to_string());
+                    self.note("the engine has stopped; q quits");
                 }
             }
         }
@@ -240,7 +267,7 @@ impl App {
                 } else if self.pending_weight.is_some() {
                     self.pending_weight = None;
                 } else if self.focus == Pane::Logs {
-                    self.log_state.transition(TuiWidgetEvent::EscapeKey);
+                    self.log_anchor = None;
                 }
                 None
             }
@@ -256,6 +283,17 @@ impl App {
                 })
             }
             Action::Rollback => {
+                if let Some(outcome) = self.snapshot.outcome {
+                    let why = match outcome {
+                        Outcome::Succeeded => format!(
+                            "the deployment has ended; to roll back, deploy {} again with cutover run",
+                            self.snapshot.previous.as_deref().unwrap_or("the previous version")
+                        ),
+                        _ => "the deployment has ended; R does nothing now".to_string(),
+                    };
+                    self.note(&why);
+                    return None;
+                }
                 if !self.steerable() {
                     return None;
                 }
@@ -263,7 +301,9 @@ impl App {
                     self.note("already rolling back");
                     return None;
                 }
-                let requested_at = Utc::now();
+                // The clock was set as the key was read: the rollback's
+                // timing starts at the key press.
+                let requested_at = self.now;
                 self.rollback_requested = Some(requested_at);
                 Some(Command::Rollback {
                     reason: ROLLBACK_REASON.to_string(),
@@ -326,7 +366,7 @@ impl App {
                 None
             }
             Action::LogFollow => {
-                self.log_state.transition(TuiWidgetEvent::EscapeKey);
+                self.log_anchor = None;
                 None
             }
         }
@@ -351,7 +391,10 @@ impl App {
     }
 
     fn note(&mut self, text: &str) {
-        self.notice = Some(text.to_string());
+        self.notice = Some(Notice {
+            text: text.to_string(),
+            at: self.now,
+        });
     }
 
     /// Steering keys only make sense while the deployment runs and the engine listens.
@@ -371,8 +414,11 @@ impl App {
         if !self.steerable() {
             return;
         }
+        if !self.slider_can_act() {
+            self.note("the slider acts during the traffic stage, while it runs");
+            return;
+        }
         let Some(traffic) = self.snapshot.traffic.as_ref() else {
-            self.note("traffic is not being shifted yet");
             return;
         };
         let base = self.pending_weight.unwrap_or(traffic.current_weight);
@@ -383,6 +429,10 @@ impl App {
     fn apply_pending_weight(&mut self) -> Option<Command> {
         let pending = self.pending_weight.take()?;
         if !self.steerable() {
+            return None;
+        }
+        if !self.slider_can_act() {
+            self.note("the slider acts during the traffic stage, while it runs");
             return None;
         }
         let current = self.snapshot.traffic.as_ref()?.current_weight;
@@ -409,159 +459,32 @@ impl App {
                 }
             }
             Pane::Traffic => self.nudge_weight(if up { 5 } else { -5 }),
-            Pane::Logs => self.log_state.transition(if up {
-                TuiWidgetEvent::PrevPageKey
-            } else {
-                TuiWidgetEvent::NextPageKey
-            }),
+            Pane::Logs => {
+                if let Some(ring) = &self.logs {
+                    self.log_anchor = ring.step(self.log_level, self.log_anchor, LOG_STEP, up);
+                }
+            }
         }
         None
     }
 
     fn step_log_level(&mut self, more: bool) {
-        let at = LOG_LEVELS
+        let levels = LogLevel::ALL;
+        let at = levels
             .iter()
             .position(|l| *l == self.log_level)
             .unwrap_or(2);
         let next = if more {
-            (at + 1).min(LOG_LEVELS.len() - 1)
+            (at + 1).min(levels.len() - 1)
         } else {
             at.saturating_sub(1)
         };
-        self.log_level = LOG_LEVELS[next];
-        // The widget state keeps its level privately; a fresh one carries the new level.
-        self.log_state = TuiWidgetState::new().set_default_display_level(self.log_level);
-    }
-
-    // ----- what the render files read -----
-
-    pub fn snapshot(&self) -> &Snapshot {
-        &self.snapshot
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        self.now
-    }
-
-    pub fn theme(&self) -> &Theme {
-        &self.theme
-    }
-
-    pub fn focus(&self) -> Pane {
-        self.focus
-    }
-
-    pub fn pending_weight(&self) -> Option<u8> {
-        self.pending_weight
-    }
-
-    pub fn help_open(&self) -> bool {
-        self.help_open
-    }
-
-    pub fn quit_dialog(&self) -> Option<QuitDialog> {
-        self.quit_dialog
-    }
-
-    /// When the operator pressed `R`, until the engine shows the rollback.
-    pub fn rollback_requested(&self) -> Option<DateTime<Utc>> {
-        self.rollback_requested
-    }
-
-    pub fn notice(&self) -> Option<&str> {
-        self.notice.as_deref()
-    }
-
-    pub fn log_level(&self) -> LevelFilter {
-        self.log_level
-    }
-
-    pub fn log_state(&self) -> &TuiWidgetState {
-        &self.log_state
-    }
-
-    /// The last `count` output lines of a check: the snapshot's tail once it has
-    /// one, else what streamed so far.
-    pub fn output_tail(&self, check: &CheckView, count: usize) -> Vec<String> {
-        if check.output_tail.is_empty() && check.status == CheckStatus::Running {
-            if let Some(live) = &self.live_output {
-                return live.tail(&check.name, count);
-            }
-        }
-        let skip = check.output_tail.len().saturating_sub(count);
-        check.output_tail[skip..].to_vec()
-    }
-
-    /// What the keymap needs to pick a binding.
-    pub fn key_context(&self) -> KeyContext {
-        KeyContext {
-            dialog_open: self.quit_dialog.is_some(),
-            logs_focused: self.focus == Pane::Logs,
-        }
-    }
-
-    /// Set when the dashboard should stop.
-    pub fn exit(&self) -> Option<UiExit> {
-        self.exit
-    }
-
-    /// No outcome yet and the engine still listening.
-    pub fn in_progress(&self) -> bool {
-        self.snapshot.outcome.is_none() && !self.engine_stopped
-    }
-
-    /// Something on screen moves by itself (a spinner), so the clock should tick faster.
-    pub fn animating(&self) -> bool {
-        self.snapshot.outcome.is_none()
-            && self
-                .snapshot
-                .stages
-                .iter()
-                .flat_map(|s| &s.checks)
-                .any(|c| c.status == CheckStatus::Running)
-    }
-
-    /// Every check, in procedure order, with its stage.
-    pub fn checks(&self) -> impl Iterator<Item = (&StageView, &CheckView)> {
-        self.snapshot
-            .stages
-            .iter()
-            .flat_map(|stage| stage.checks.iter().map(move |check| (stage, check)))
-    }
-
-    fn check_count(&self) -> usize {
-        self.snapshot.stages.iter().map(|s| s.checks.len()).sum()
-    }
-
-    /// The check the operator is looking at: the chosen one, else the one running
-    /// or waiting, else the last one that finished.
-    pub fn selected_position(&self) -> Option<usize> {
-        let count = self.check_count();
-        if count == 0 {
-            return None;
-        }
-        if let Some(chosen) = self.selected_check {
-            return Some(chosen.min(count - 1));
-        }
-        let statuses: Vec<CheckStatus> = self.checks().map(|(_, c)| c.status).collect();
-        let active = statuses
-            .iter()
-            .position(|s| matches!(s, CheckStatus::Running | CheckStatus::WaitingApproval))
-            .or_else(|| {
-                statuses
-                    .iter()
-                    .rposition(|s| !matches!(s, CheckStatus::Pending | CheckStatus::Skipped))
-            })
-            .unwrap_or(0);
-        Some(active)
-    }
-
-    /// The selected check and its stage.
-    pub fn selected_check(&self) -> Option<(&StageView, &CheckView)> {
-        let at = self.selected_position()?;
-        self.checks().nth(at)
+        self.log_level = levels[next];
     }
 }
+
+#[path = "app_read.rs"]
+mod read;
 
 #[cfg(test)]
 #[path = "app_tests.rs"]

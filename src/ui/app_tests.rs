@@ -5,7 +5,9 @@ use chrono::TimeZone;
 
 use super::*;
 use crate::domain::{Outcome, StageName, Strategy};
-use crate::engine::snapshot::{Gate, StageStatus, Thresholds, TrafficView};
+use crate::engine::snapshot::{
+    CheckStatus, CheckView, Gate, StageStatus, StageView, Thresholds, TrafficView,
+};
 
 fn check(name: &str, status: CheckStatus) -> CheckView {
     CheckView {
@@ -44,6 +46,7 @@ fn snapshot() -> Snapshot {
         started_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
         finished_at: None,
         phase: Phase::Running,
+        paused: false,
         current_stage: Some(StageName::Traffic),
         stages,
         traffic: Some(TrafficView {
@@ -60,6 +63,7 @@ fn snapshot() -> Snapshot {
             rollback_weight_ms: None,
             failing: (0, 3),
             approval_manual: true,
+            on_failure: crate::domain::OnFailure::Rollback,
         }),
         samples: Vec::new(),
         thresholds: Thresholds::default(),
@@ -403,15 +407,121 @@ fn a_running_check_shows_its_streamed_output_until_the_snapshot_has_a_tail() {
 #[test]
 fn log_level_steps_and_stops_at_the_ends() {
     let mut app = app();
-    assert_eq!(app.log_level(), LevelFilter::Info);
+    assert_eq!(app.log_level(), LogLevel::Info);
     app.update(Action::LogLevelMore);
-    assert_eq!(app.log_level(), LevelFilter::Debug);
+    assert_eq!(app.log_level(), LogLevel::Debug);
     for _ in 0..10 {
         app.update(Action::LogLevelMore);
     }
-    assert_eq!(app.log_level(), LevelFilter::Trace);
+    assert_eq!(app.log_level(), LogLevel::Trace);
     for _ in 0..10 {
         app.update(Action::LogLevelLess);
     }
-    assert_eq!(app.log_level(), LevelFilter::Error);
+    assert_eq!(app.log_level(), LogLevel::Error);
+}
+
+#[test]
+fn a_notice_fades_after_a_few_seconds() {
+    let mut app = app();
+    let start = app.now();
+    app.update(Action::Approve);
+    assert!(app.notice().is_some());
+    app.set_clock(start + chrono::TimeDelta::seconds(NOTICE_SECS - 1));
+    assert!(app.notice().is_some());
+    app.set_clock(start + chrono::TimeDelta::seconds(NOTICE_SECS));
+    assert_eq!(app.notice(), None);
+}
+
+#[test]
+fn the_slider_moves_only_in_the_running_traffic_stage() {
+    let mut before = snapshot();
+    before.current_stage = Some(StageName::Smoke);
+    let mut app = App::new(before, Theme::no_color());
+    app.update(Action::WeightUp(5));
+    assert_eq!(app.pending_weight(), None);
+    assert!(app.notice().is_some_and(|n| n.contains("traffic stage")));
+
+    let mut rolling = snapshot();
+    rolling.phase = Phase::RollingBack;
+    let mut app = App::new(rolling, Theme::no_color());
+    app.update(Action::WeightUp(5));
+    assert_eq!(app.pending_weight(), None);
+
+    // A weight moved in time is dropped when the stage ends under it.
+    let mut app = app_with(snapshot());
+    app.update(Action::WeightUp(5));
+    assert_eq!(app.pending_weight(), Some(30));
+    let mut after = snapshot();
+    after.current_stage = Some(StageName::Verify);
+    app.apply_snapshot(after);
+    assert_eq!(app.update(Action::Apply), None);
+}
+
+fn app_with(s: Snapshot) -> App {
+    App::new(s, Theme::no_color())
+}
+
+#[test]
+fn r_after_the_end_sends_nothing_and_keeps_the_outcome() {
+    let mut app = app_with(finished(Outcome::Succeeded));
+    assert_eq!(app.update(Action::Rollback), None);
+    assert_eq!(app.snapshot().outcome, Some(Outcome::Succeeded));
+    assert_eq!(app.rollback_requested(), None);
+    assert!(app.notice().is_some_and(|n| n.contains("deploy v1 again")));
+}
+
+#[test]
+fn r_is_shown_as_requested_until_the_engine_rolls_back() {
+    let mut app = app();
+    assert!(matches!(
+        app.update(Action::Rollback),
+        Some(Command::Rollback { .. })
+    ));
+    assert!(app.rollback_requested().is_some());
+    assert_eq!(
+        crate::ui::status::run_state(&app),
+        crate::ui::status::RunState::RollbackRequested
+    );
+    // Keys that would move traffic are refused once R is in.
+    app.update(Action::WeightUp(5));
+    assert_eq!(app.pending_weight(), None);
+    app.apply_snapshot(snapshot());
+    assert!(app.rollback_requested().is_some());
+    let mut rolling = snapshot();
+    rolling.phase = Phase::RollingBack;
+    app.apply_snapshot(rolling);
+    assert_eq!(app.rollback_requested(), None);
+}
+
+#[test]
+fn a_refused_approval_is_noticed_beside_the_open_gate() {
+    let mut s = snapshot();
+    s.gate = Some(Gate::Step { from: 25, to: 50 });
+    let mut app = app_with(s.clone());
+    s.message =
+        Some("approval of the step to 100% refused: the gate open now is the step to 50%".into());
+    app.apply_snapshot(s);
+    assert!(app.notice().is_some_and(|n| n.contains("refused")));
+}
+
+#[test]
+fn the_log_pane_scrolls_back_and_g_follows_again() {
+    let ring = Arc::new(LogRing::default());
+    for i in 0..20 {
+        ring.push(Utc::now(), LogLevel::Info, format!("line {i}"));
+    }
+    let mut app = app();
+    app.attach_logs(Arc::clone(&ring));
+    app.update(Action::FocusNext);
+    app.update(Action::FocusNext);
+    assert_eq!(app.focus(), Pane::Logs);
+    app.update(Action::Up);
+    assert_eq!(app.log_anchor(), Some(17));
+    ring.push(Utc::now(), LogLevel::Info, "newer");
+    let view = app.log_view(5);
+    assert_eq!(view.lines.last().map(|l| l.seq), Some(17));
+    assert_eq!(view.newer, 4);
+    app.update(Action::LogFollow);
+    assert_eq!(app.log_anchor(), None);
+    assert_eq!(app.log_view(1).lines[0].text, "newer");
 }

@@ -1,155 +1,234 @@
-//! The error-rate and latency charts: canary against stable over the last
-//! minutes, the threshold in force drawn as a line, Braille markers.
+//! The error-rate and p99 charts: canary against stable over the last
+//! minutes, with the limit the canary is judged against.
+//!
+//! Each series has its own shape, so they read without colour: the canary a
+//! Braille line, stable a row of `•`, the limit `┄` (a relative limit follows
+//! stable). The y axis is scaled to the data and always includes the limit;
+//! the x axis is seconds before now, from the samples' own timestamps, so a
+//! resumed run lines up with the one before it.
 
+use chrono::{DateTime, Utc};
 use ratatui::layout::Rect;
-use ratatui::style::Style;
-use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::domain::TrackSample;
 use crate::engine::snapshot::AnalysisPoint;
 
 use super::app::App;
+use super::figures::{self, Metric};
+use super::plot::{choose_scale, Plot, Scale};
 use super::screen::pane_block;
-use super::text;
 
-/// How far back the charts look.
-const WINDOW_SECS: f64 = 300.0;
-
-/// One chart's description: what to plot and how to write its values.
-struct Series {
-    title_long: &'static str,
-    title_short: &'static str,
-    value: fn(&TrackSample) -> Option<f64>,
-    threshold: Option<f64>,
-    /// The smallest top of the y axis, so a flat line at zero still reads.
-    floor: f64,
-    format: fn(f64) -> String,
-}
+/// The longest look back, in seconds.
+const WINDOW_MAX_SECS: i64 = 300;
+/// The legend's glyphs, as the plot draws them.
+const CANARY_GLYPH: &str = "⠒";
+const STABLE_GLYPH: &str = "•";
+const LIMIT_GLYPH: &str = "┄";
 
 pub fn render_error_rate(frame: &mut Frame, area: Rect, app: &App) {
-    let series = Series {
-        title_long: "error rate (5xx)",
-        title_short: "errors",
-        value: |t| t.error_rate.map(|r| r * 100.0),
-        threshold: app.snapshot().thresholds.max_error_rate.map(|r| r * 100.0),
-        floor: 1.0,
-        format: |p| text::percent(p / 100.0),
-    };
-    render_series(frame, area, app, &series);
+    render(frame, area, app, Metric::ErrorRate);
 }
 
 pub fn render_latency(frame: &mut Frame, area: Rect, app: &App) {
-    let series = Series {
-        title_long: "p99 latency",
-        title_short: "p99",
-        value: |t| t.p99_ms,
-        threshold: app.snapshot().thresholds.max_p99_ms,
-        floor: 100.0,
-        format: text::millis,
-    };
-    render_series(frame, area, app, &series);
+    render(frame, area, app, Metric::P99);
 }
 
-fn render_series(frame: &mut Frame, area: Rect, app: &App, series: &Series) {
+/// The series of one chart, as (seconds before the end, value).
+struct Series {
+    canary: Vec<(f64, f64)>,
+    stable: Vec<(f64, f64)>,
+    limit: Vec<(f64, f64)>,
+    /// The limit does not follow stable: a straight line across.
+    limit_flat: Option<f64>,
+}
+
+fn series(app: &App, metric: Metric, end: DateTime<Utc>, window: f64) -> Series {
+    let s = app.snapshot();
+    let x = |p: &AnalysisPoint| (p.at - end).num_milliseconds() as f64 / 1000.0;
+    let shown: Vec<&AnalysisPoint> = s.samples.iter().filter(|p| x(p) >= -window).collect();
+    let values = |track: fn(&AnalysisPoint) -> &crate::domain::TrackSample| {
+        shown
+            .iter()
+            .filter_map(|p| metric.value(track(p)).map(|v| (x(p), v)))
+            .collect::<Vec<_>>()
+    };
+    let th = &s.thresholds;
+    // A relative limit follows stable from sample to sample; without one (or
+    // before the first sample) the absolute limit is a straight line.
+    let limit_flat = if metric.has_relative(th) && !shown.is_empty() {
+        None
+    } else {
+        figures::limit(metric, th, None).map(|l| l.value)
+    };
+    let limit = if limit_flat.is_some() {
+        Vec::new()
+    } else {
+        shown
+            .iter()
+            .filter_map(|p| {
+                figures::limit(metric, th, Some(&p.pair.stable)).map(|l| (x(p), l.value))
+            })
+            .collect()
+    };
+    Series {
+        canary: values(|p| &p.pair.canary),
+        stable: values(|p| &p.pair.stable),
+        limit,
+        limit_flat,
+    }
+}
+
+/// Seconds shown: a minute, two, then five, as the samples grow older.
+fn window_secs(app: &App, end: DateTime<Utc>) -> i64 {
+    let oldest = app
+        .snapshot()
+        .samples
+        .first()
+        .map_or(0, |p| (end - p.at).num_seconds());
+    match oldest {
+        ..=60 => 60,
+        61..=120 => 120,
+        _ => WINDOW_MAX_SECS,
+    }
+}
+
+fn render(frame: &mut Frame, area: Rect, app: &App, metric: Metric) {
     let s = app.snapshot();
     let theme = app.theme();
     // A finished deployment's charts stop at its end.
     let end = s.finished_at.unwrap_or_else(|| app.now());
-    let now_t = (end - s.started_at).num_milliseconds() as f64 / 1000.0;
-    let last_t = s.samples.last().map_or(0.0, |p| p.t);
-    let x_max = now_t.max(last_t).max(60.0);
-    let x_min = (x_max - WINDOW_SECS).max(0.0);
-    let in_window: Vec<&AnalysisPoint> = s.samples.iter().filter(|p| p.t >= x_min).collect();
-    let canary: Vec<(f64, f64)> = points(&in_window, |p| (series.value)(&p.pair.canary));
-    let stable: Vec<(f64, f64)> = points(&in_window, |p| (series.value)(&p.pair.stable));
-
-    let highest = canary
+    let window = window_secs(app, end);
+    let data = series(app, metric, end, window as f64);
+    let values: Vec<f64> = data
+        .canary
         .iter()
-        .chain(&stable)
-        .map(|(_, y)| *y)
-        .chain(series.threshold)
-        .fold(series.floor, f64::max);
-    let y_max = nice_ceiling(highest * 1.2);
+        .chain(&data.stable)
+        .map(|p| p.1)
+        .collect();
+    let limits: Vec<f64> = data
+        .limit
+        .iter()
+        .map(|p| p.1)
+        .chain(data.limit_flat)
+        .collect();
+    let floor = match metric {
+        Metric::ErrorRate => 0.001,
+        Metric::P99 => 1.0,
+    };
+    // The plot's rows: the pane less its borders and the time axis.
+    let rows = area.height.saturating_sub(3).max(1);
+    let scale = choose_scale(&values, &limits, floor, rows);
 
     let wide = area.width >= 48;
-    let title = if wide {
-        series.title_long
-    } else {
-        series.title_short
+    let name = match (metric, wide) {
+        (Metric::ErrorRate, true) => "error rate (5xx)",
+        (Metric::ErrorRate, false) => "errors",
+        (Metric::P99, true) => "p99 latency",
+        (Metric::P99, false) => "p99",
     };
-    let latest = |values: &[(f64, f64)]| values.last().map(|(_, y)| (series.format)(*y));
+    let title = match scale {
+        Scale::Log { .. } => format!(" {name} · log "),
+        Scale::Linear { .. } => format!(" {name} "),
+    };
+    let latest = |points: &[(f64, f64)]| points.last().map(|p| metric.format(p.1));
+    let limit_now = data
+        .limit
+        .last()
+        .map(|p| p.1)
+        .or(data.limit_flat)
+        .map(|v| metric.format(v));
     let legend = legend(
         usize::from(area.width.saturating_sub(2)),
-        latest(&canary),
-        latest(&stable),
-        series.threshold.map(series.format),
-        theme,
+        [latest(&data.canary), latest(&data.stable), limit_now],
+        app,
     );
-    let block = pane_block(Line::from(format!(" {title} ")), false, theme).title_bottom(legend);
-
-    let threshold_line: Vec<(f64, f64)> = series
-        .threshold
-        .map(|y| vec![(x_min, y), (x_max, y)])
-        .unwrap_or_default();
-    let mut datasets = Vec::with_capacity(3);
-    if !threshold_line.is_empty() {
-        datasets.push(
-            Dataset::default()
-                .marker(Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(theme.threshold)
-                .data(&threshold_line),
-        );
+    let block = pane_block(Line::from(title), false, theme).title_bottom(legend);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.height < 3 || inner.width < 12 {
+        return;
     }
-    datasets.push(
-        Dataset::default()
-            .marker(theme.stable_marker)
-            .graph_type(GraphType::Line)
-            .style(theme.stable)
-            .data(&stable),
-    );
-    datasets.push(
-        Dataset::default()
-            .marker(theme.canary_marker)
-            .graph_type(GraphType::Line)
-            .style(theme.canary)
-            .data(&canary),
-    );
 
-    let clock = |t: f64| text::clock(std::time::Duration::from_secs_f64(t.max(0.0)));
-    let x_labels = if wide {
-        vec![clock(x_min), clock((x_min + x_max) / 2.0), clock(x_max)]
-    } else {
-        vec![clock(x_min), clock(x_max)]
+    // Labels: the top, the bottom, and a flat limit on its own row.
+    let plot_height = inner.height - 1;
+    let probe = Plot {
+        area: Rect::new(0, 0, 1, plot_height),
+        x: (0.0, 1.0),
+        y: scale,
     };
-    let y_labels = vec!["0".to_string(), (series.format)(y_max)];
-    let chart = Chart::new(datasets)
-        .block(block)
-        .legend_position(None)
-        .x_axis(
-            Axis::default()
-                .bounds([x_min, x_max])
-                .labels(x_labels)
-                .style(theme.muted),
-        )
-        .y_axis(
-            Axis::default()
-                .bounds([0.0, y_max])
-                .labels(y_labels)
-                .style(theme.muted),
-        );
-    frame.render_widget(chart, area);
+    let mut labels: Vec<(u16, String)> = vec![
+        (0, metric.axis(scale.top())),
+        (plot_height - 1, bottom_label(metric, scale)),
+    ];
+    // The limit in force now, labelled on its row.
+    if let Some(limit) = data.limit.last().map(|p| p.1).or(data.limit_flat) {
+        let row = probe.row_of(limit);
+        if row != 0 && row != plot_height - 1 {
+            labels.push((row, metric.axis(limit)));
+        }
+    }
+    let gutter = labels
+        .iter()
+        .map(|(_, l)| l.chars().count())
+        .max()
+        .unwrap_or(1) as u16;
+    let plot = Plot {
+        area: Rect::new(
+            inner.x + gutter + 1,
+            inner.y,
+            inner.width - gutter - 1,
+            plot_height,
+        ),
+        x: (-(window as f64), 0.0),
+        y: scale,
+    };
 
-    if canary.is_empty() && stable.is_empty() {
-        let note = if s.traffic.is_some() {
-            "no samples yet"
-        } else {
-            "from the traffic stage"
+    let buf = frame.buffer_mut();
+    for row in 0..plot_height {
+        let labelled = labels.iter().find(|(r, _)| *r == row);
+        let (text, tick) = match labelled {
+            Some((_, label)) => (label.as_str(), "┤"),
+            None => ("", "│"),
         };
-        let middle = Rect::new(area.x + 1, area.y + area.height / 2, area.width - 2, 1);
+        buf.set_string(
+            inner.x,
+            inner.y + row,
+            format!("{text:>w$}", w = usize::from(gutter)),
+            theme.muted,
+        );
+        buf.set_string(inner.x + gutter, inner.y + row, tick, theme.muted);
+    }
+    x_axis(buf, inner, gutter, plot.area.width, window, app);
+
+    match data.limit_flat {
+        Some(limit) => {
+            let flat = [(plot.x.0, limit), (plot.x.1, limit)];
+            plot.marks(buf, &flat, LIMIT_GLYPH, theme.threshold);
+        }
+        None => plot.marks(buf, &data.limit, LIMIT_GLYPH, theme.threshold),
+    }
+    plot.marks(buf, &data.stable, STABLE_GLYPH, theme.stable);
+    plot.braille(buf, &data.canary, theme.canary);
+
+    if data.canary.is_empty() && data.stable.is_empty() {
+        let in_traffic = s.current_stage == Some(crate::domain::StageName::Traffic);
+        let note = if s.traffic.is_none() {
+            "no traffic stage in this plan"
+        } else if in_traffic {
+            "no samples yet"
+        } else if plot.area.width >= 24 {
+            "from the traffic stage"
+        } else {
+            "from traffic"
+        };
+        let middle = Rect::new(
+            plot.area.x,
+            plot.area.y + plot.area.height / 2,
+            plot.area.width,
+            1,
+        );
         frame.render_widget(
             Paragraph::new(Span::styled(note, theme.muted)).centered(),
             middle,
@@ -157,107 +236,77 @@ fn render_series(frame: &mut Frame, area: Rect, app: &App, series: &Series) {
     }
 }
 
-fn points(
-    samples: &[&AnalysisPoint],
-    value: impl Fn(&AnalysisPoint) -> Option<f64>,
-) -> Vec<(f64, f64)> {
-    samples
-        .iter()
-        .filter_map(|p| value(p).map(|y| (p.t, y)))
-        .collect()
+/// The bottom label: 0 on a linear axis, the lowest decade on a log one.
+fn bottom_label(metric: Metric, scale: Scale) -> String {
+    match scale {
+        Scale::Linear { .. } => "0".to_string(),
+        Scale::Log { lo, .. } => metric.axis(lo),
+    }
 }
 
-/// The legend as the chart's bottom title, as long as the width allows.
-fn legend(
-    width: usize,
-    canary: Option<String>,
-    stable: Option<String>,
-    limit: Option<String>,
-    theme: &crate::ui::theme::Theme,
-) -> Line<'static> {
-    let entry = |mark: &str, name: &str, value: &Option<String>, style: Style, with_value: bool| {
-        let text = match (with_value, value) {
-            (true, Some(v)) => format!("{mark}{name} {v}"),
-            _ => format!("{mark}{name}"),
-        };
-        Span::styled(text, style)
+/// The time axis under the plot: seconds before now, `now` at the right.
+fn x_axis(
+    buf: &mut ratatui::buffer::Buffer,
+    inner: Rect,
+    gutter: u16,
+    width: u16,
+    window: i64,
+    app: &App,
+) {
+    let style = app.theme().muted;
+    let y = inner.y + inner.height - 1;
+    let x0 = inner.x + gutter;
+    buf.set_string(x0, y, format!("└{}", "─".repeat(usize::from(width))), style);
+    let left = format!("-{window}s");
+    let right = if app.snapshot().finished_at.is_some() {
+        "end"
+    } else {
+        "now"
     };
-    let build = |with_value: bool, short: bool| {
-        let names = if short {
-            ["c", "s", "max"]
-        } else {
-            ["canary", "stable", "limit"]
-        };
-        let mut spans = vec![
-            entry("━", names[0], &canary, theme.canary, with_value),
-            Span::raw(" "),
-            entry("━", names[1], &stable, theme.stable, with_value),
-        ];
-        if limit.is_some() {
-            spans.push(Span::raw(" "));
-            spans.push(entry("┄", names[2], &limit, theme.threshold, with_value));
+    let plot_x = x0 + 1;
+    buf.set_string(plot_x, y, &left, style);
+    let right_x = plot_x + width.saturating_sub(right.len() as u16);
+    buf.set_string(right_x, y, right, style);
+    let middle = format!("-{}s", window / 2);
+    let room = usize::from(width).saturating_sub(left.len() + right.len());
+    if room >= middle.len() + 4 {
+        let mid_x = plot_x + width / 2 - (middle.len() as u16) / 2;
+        buf.set_string(mid_x, y, &middle, style);
+    }
+}
+
+/// The legend as the chart's bottom title, as long as the width allows:
+/// names with the latest values, short names with values, names only.
+fn legend(width: usize, values: [Option<String>; 3], app: &App) -> Line<'static> {
+    let theme = app.theme();
+    let styles = [theme.canary, theme.stable, theme.threshold];
+    let glyphs = [CANARY_GLYPH, STABLE_GLYPH, LIMIT_GLYPH];
+    let build = |names: [&str; 3], with_values: bool| {
+        let mut spans = Vec::new();
+        for i in 0..3 {
+            if i == 2 && values[2].is_none() {
+                break;
+            }
+            if i > 0 {
+                spans.push(Span::raw(" "));
+            }
+            let text = match (&values[i], with_values) {
+                (Some(v), true) => format!("{}{} {v}", glyphs[i], names[i]),
+                _ => format!("{}{}", glyphs[i], names[i]),
+            };
+            spans.push(Span::styled(text, styles[i]));
         }
         Line::from(spans)
     };
-    [build(true, false), build(false, false), build(false, true)]
-        .into_iter()
-        .find(|line| line.width() <= width)
-        .unwrap_or_else(|| build(false, true))
-}
-
-/// Rounds up to 1, 2 or 5 times a power of ten, so axis labels read cleanly.
-fn nice_ceiling(value: f64) -> f64 {
-    if value <= 0.0 || !value.is_finite() {
-        return 1.0;
-    }
-    let magnitude = 10f64.powf(value.log10().floor());
-    let scaled = value / magnitude;
-    let step = if scaled <= 1.0 {
-        1.0
-    } else if scaled <= 2.0 {
-        2.0
-    } else if scaled <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    step * magnitude
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn axis_tops_round_up_to_1_2_5() {
-        assert_eq!(nice_ceiling(0.7), 1.0);
-        assert_eq!(nice_ceiling(1.2), 2.0);
-        assert_eq!(nice_ceiling(3.0), 5.0);
-        assert_eq!(nice_ceiling(600.0), 1000.0);
-        assert_eq!(nice_ceiling(120.0), 200.0);
-        assert_eq!(nice_ceiling(0.0), 1.0);
-    }
-
-    #[test]
-    fn the_legend_drops_values_then_shortens_names_to_fit() {
-        let theme = crate::ui::theme::Theme::no_color();
-        let full = legend(
-            60,
-            Some("2.1%".into()),
-            Some("0.4%".into()),
-            Some("1%".into()),
-            &theme,
-        );
-        assert!(full.to_string().contains("canary 2.1%"));
-        let names = legend(
-            22,
-            Some("2.1%".into()),
-            Some("0.4%".into()),
-            Some("1%".into()),
-            &theme,
-        );
-        assert_eq!(names.to_string(), "━canary ━stable ┄limit");
-        let short = legend(10, None, None, Some("1%".into()), &theme);
-        assert_eq!(short.to_string(), "━c ━s ┄max");
-    }
+    let long = ["canary", "stable", "limit"];
+    let short = ["c", "s", "max"];
+    [
+        build(long, true),
+        build(short, true),
+        build(long, false),
+        build(short, false),
+    ]
+    .into_iter()
+    .find(|line| line.width() <= width)
+    .unwrap_or_else(|| build(short, false))
 }

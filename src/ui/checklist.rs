@@ -12,7 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::engine::snapshot::{CheckStatus, CheckView, StageStatus, StageView};
+use crate::engine::snapshot::{CheckStatus, CheckTally, CheckView, StageStatus, StageView};
 
 use crate::domain::StageName;
 
@@ -22,26 +22,24 @@ use super::text;
 use super::theme::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let s = app.snapshot();
     let theme = app.theme();
-    let finished = s
-        .stages
-        .iter()
-        .filter(|st| {
-            !matches!(
-                st.status,
-                StageStatus::Pending | StageStatus::Running | StageStatus::Skipped
-            )
-        })
-        .count();
-    let title = Line::from(format!(" procedure {finished}/{} ", s.stages.len()));
+    // The stage counter is the header's alone; the title only names the pane.
+    let title = Line::from(" procedure ");
     let block = pane_block(title, app.focus() == Pane::Checklist, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
     let width = usize::from(inner.width);
     let height = usize::from(inner.height);
-    let mut lines = list_lines(app, width, height);
+    // A manual check waiting for the operator gets the room its text needs.
+    let needed = app
+        .selected_check()
+        .filter(|(_, c)| c.status == CheckStatus::WaitingApproval)
+        .map_or(0, |(_, c)| text::wrap(&target_text(c), width, "").len());
+    let tail_room = (height / 3).min(6).max(needed);
+    // The check rows give way to a waiting prompt; otherwise one stays.
+    let min_checks = usize::from(needed == 0);
+    let mut lines = list_lines(app, width, height, tail_room, min_checks);
     let room = height.saturating_sub(lines.len());
     if room >= 2 {
         // Keep the output tail at the bottom of the pane.
@@ -52,15 +50,23 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-/// Stage rows and the check rows that fit.
-fn list_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static>> {
+/// Stage rows and the check rows that fit above `tail_room` rows of detail
+/// (at least `min_checks` of the selected stage).
+fn list_lines(
+    app: &App,
+    width: usize,
+    height: usize,
+    tail_room: usize,
+    min_checks: usize,
+) -> Vec<Line<'static>> {
     let s = app.snapshot();
     let selected = app.selected_position();
     let selected_stage = app.selected_check().map(|(stage, _)| stage.name);
     let total_checks: usize = s.stages.iter().map(|st| st.checks.len()).sum();
-    let tail_room = (height / 3).min(6);
     let expand_all = s.stages.len() + total_checks + tail_room <= height;
-    let check_room = height.saturating_sub(s.stages.len() + tail_room).max(1);
+    let check_room = height
+        .saturating_sub(s.stages.len() + tail_room)
+        .max(min_checks);
 
     let mut lines = Vec::with_capacity(height);
     let mut index = 0;
@@ -100,16 +106,17 @@ fn stage_line(app: &App, stage: &StageView, width: usize) -> Line<'static> {
     let theme = app.theme();
     let (glyph, style) = stage_mark(app, stage);
     let name = format!("{} {}", stage.name.number(), stage.name);
-    let (done, total) = stage.counts();
+    let tally = stage.tally();
     let right = match (stage.status, stage.name) {
         (StageStatus::NotConfigured, _) => "not configured".to_string(),
-        (_, StageName::Traffic) if total == 0 => app
+        (_, StageName::Traffic) if tally.total == 0 => app
             .snapshot()
             .traffic
             .as_ref()
             .map(|t| format!("{}% canary", t.current_weight))
             .unwrap_or_default(),
-        _ => format!("{done}/{total}"),
+        (StageStatus::Skipped, _) => "skipped".to_string(),
+        _ => counts(&tally),
     };
     let name_width = width.saturating_sub(3 + right.chars().count() + 1);
     let name = text::fit(&name, name_width);
@@ -132,6 +139,19 @@ fn stage_line(app: &App, stage: &StageView, width: usize) -> Line<'static> {
         Span::raw(" ".repeat(pad + 1)),
         Span::styled(right, theme.muted),
     ])
+}
+
+/// `2/3` passed of all; then what failed and what never ran, so a stage cut
+/// short never reads as done: `1/3 ✗1 1 skipped`.
+fn counts(tally: &CheckTally) -> String {
+    let mut text = format!("{}/{}", tally.passed, tally.total);
+    if tally.failed > 0 {
+        text.push_str(&format!(" ✗{}", tally.failed));
+    }
+    if tally.skipped > 0 {
+        text.push_str(&format!(" {} skipped", tally.skipped));
+    }
+    text
 }
 
 fn stage_mark(app: &App, stage: &StageView) -> (String, Style) {
@@ -229,6 +249,16 @@ fn output_lines(app: &App, width: usize, room: usize) -> Vec<Line<'static>> {
     let Some((stage, check)) = app.selected_check() else {
         return Vec::new();
     };
+    let target = target_text(check);
+    if check.status == CheckStatus::WaitingApproval {
+        // What the operator must confirm, in full; the check's own row above
+        // names it, so no heading takes a row from the text.
+        return text::wrap(&target, width, "")
+            .into_iter()
+            .take(room)
+            .map(|line| Line::styled(line, theme.waiting))
+            .collect();
+    }
     let heading = format!("─ {} · {} ", stage.name, check.name);
     let heading = text::fit(&heading, width);
     let rule = "─".repeat(width.saturating_sub(heading.chars().count()));
@@ -236,13 +266,6 @@ fn output_lines(app: &App, width: usize, room: usize) -> Vec<Line<'static>> {
         Span::styled(heading, theme.title),
         Span::styled(rule, theme.border),
     ])];
-    let target = match check.kind.as_str() {
-        "run" => format!("$ {}", check.target),
-        "http" => format!("GET {}", check.target),
-        "tcp" => format!("connect {}", check.target),
-        "manual" => format!("confirm: {}", check.target),
-        other => format!("{other}: {}", check.target),
-    };
     if room >= 3 {
         lines.push(Line::styled(text::fit(&target, width), theme.muted));
     }
@@ -260,9 +283,34 @@ fn output_lines(app: &App, width: usize, room: usize) -> Vec<Line<'static>> {
     lines
 }
 
+/// What a check does, one line: the command, URL, address or prompt.
+fn target_text(check: &CheckView) -> String {
+    match check.kind.as_str() {
+        "run" => format!("$ {}", check.target),
+        "http" => format!("GET {}", check.target),
+        "tcp" => format!("connect {}", check.target),
+        "manual" => format!("confirm: {}", check.target),
+        other => format!("{other}: {}", check.target),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_never_call_a_skipped_check_done() {
+        let tally = |passed, failed, skipped| CheckTally {
+            passed,
+            warned: 0,
+            failed,
+            skipped,
+            total: passed + failed + skipped,
+        };
+        assert_eq!(counts(&tally(3, 0, 0)), "3/3");
+        assert_eq!(counts(&tally(1, 1, 1)), "1/3 ✗1 1 skipped");
+        assert_eq!(counts(&tally(0, 0, 3)), "0/3 3 skipped");
+    }
 
     #[test]
     fn the_window_keeps_the_selection_in_view() {

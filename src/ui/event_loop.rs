@@ -77,6 +77,7 @@ pub async fn run<B: Backend>(
                     Ok(()) => {
                         // Only the latest snapshot matters; older ones were never seen.
                         let latest = channels.snapshots.borrow_and_update().clone();
+                        app.set_clock(Utc::now());
                         app.apply_snapshot(latest);
                     }
                     Err(_) => {
@@ -89,6 +90,8 @@ pub async fn run<B: Backend>(
             input = channels.input.recv() => match input {
                 Some(Input::Key(key)) => {
                     if let Some(action) = keymap::action_for(&key, app.key_context()) {
+                        // A notice given now fades from now.
+                        app.set_clock(Utc::now());
                         if let Some(command) = app.update(action) {
                             send(&channels.commands, command, app);
                         }

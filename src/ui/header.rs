@@ -1,29 +1,35 @@
-//! The header: who deploys what where, where the procedure is, and one banner
-//! line for what needs the operator's eye (outcome, rollback, a waiting gate).
+//! The header: who deploys what where, where the procedure is and in what
+//! state, and one or two banner lines for what needs the operator's eye: the
+//! outcome and journal, a rollback, a failing analysis, a waiting gate.
 
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::engine::snapshot::{Gate, Phase};
-
 use crate::domain::{Outcome, Verdict};
+use crate::engine::snapshot::Gate;
 
 use super::app::App;
+use super::status::{self, RunState};
 use super::text;
 
+/// At most this many banner lines (an alert and a gate, or the outcome and the journal).
+const BANNER_LINES: usize = 2;
+
+/// Rows the header needs now: identity, progress, and the banner lines (at least one).
+pub fn height(app: &App) -> u16 {
+    2 + banner_lines(app).len().max(1) as u16
+}
+
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let [identity, progress, banner] = Layout::vertical([Constraint::Length(1); 3]).areas(area);
-    frame.render_widget(Paragraph::new(identity_line(app)), identity);
-    frame.render_widget(Paragraph::new(progress_line(app)), progress);
-    let (message, style) = banner_text(app);
-    let width = usize::from(banner.width);
-    frame.render_widget(
-        Paragraph::new(text::fit(&message, width)).style(style),
-        banner,
-    );
+    let width = usize::from(area.width);
+    let mut lines = vec![identity_line(app), progress_line(app)];
+    for (message, style) in banner_lines(app) {
+        lines.push(Line::styled(text::fit(&message, width), style));
+    }
+    frame.render_widget(Paragraph::new(lines), area);
 }
 
 fn identity_line(app: &App) -> Line<'static> {
@@ -53,36 +59,25 @@ fn progress_line(app: &App) -> Line<'static> {
     let s = app.snapshot();
     let theme = app.theme();
     let label = |text: &'static str| Span::styled(text, theme.muted);
-    let stage = match s.current_stage {
-        Some(stage) => format!("{}/7 {}", stage.number(), stage),
-        None if s.outcome.is_some() => "done".to_string(),
-        None => "starting".to_string(),
-    };
-    let weight = s
+    let mut weight = s
         .traffic
         .as_ref()
         .map_or_else(|| "0%".to_string(), |t| format!("{}%", t.current_weight));
-    let (verdict, verdict_style) = match s.verdict {
-        Some(Verdict::Pass) => ("pass", theme.passed),
-        Some(Verdict::Fail) => ("fail", theme.failed),
-        Some(Verdict::Inconclusive) => ("inconclusive", theme.warned),
-        None => ("—", theme.muted),
-    };
+    if let Some(to) = s
+        .traffic
+        .as_ref()
+        .and_then(|t| t.requested_weight.filter(|w| *w != t.current_weight))
+    {
+        weight.push_str(&format!(" → {to}%"));
+    }
+    let (verdict, verdict_style) = status::verdict(s, theme);
     let end = s.finished_at.unwrap_or_else(|| app.now());
     let elapsed = (end - s.started_at).to_std().unwrap_or_default();
-    let phase = match (s.phase, s.outcome) {
-        (_, Some(Outcome::RolledBack)) => "rolled back",
-        (_, Some(Outcome::RollbackFailed)) => "rollback failed",
-        (_, Some(outcome)) => outcome.as_str(),
-        (Phase::Starting, None) => "starting",
-        (Phase::Running, None) => "running",
-        (Phase::RollingBack, None) => "rolling back",
-        (Phase::Finished, None) => "finished",
-    };
+    let state = status::run_state(app);
     Line::from(vec![
         Span::raw(" "),
         label("stage "),
-        Span::styled(stage, theme.title),
+        Span::styled(status::stage_position(s), theme.title),
         label("  weight "),
         Span::styled(weight, theme.canary),
         label("  verdict "),
@@ -90,79 +85,143 @@ fn progress_line(app: &App) -> Line<'static> {
         label("  elapsed "),
         Span::styled(text::clock(elapsed), theme.title),
         label("  "),
-        Span::styled(phase, phase_style(app)),
+        Span::styled(state.word(), state.style(theme)),
     ])
 }
 
-fn phase_style(app: &App) -> Style {
-    let theme = app.theme();
-    match (app.snapshot().phase, app.snapshot().outcome) {
-        (_, Some(Outcome::Succeeded)) => theme.passed,
-        (_, Some(Outcome::Interrupted)) => theme.warned,
-        (_, Some(_)) | (Phase::RollingBack, None) => theme.failed,
-        _ => theme.running,
-    }
-}
-
-/// The one line that says what matters most right now, and its style.
-fn banner_text(app: &App) -> (String, Style) {
+/// The lines that say what matters most right now, most urgent first.
+pub fn banner_lines(app: &App) -> Vec<(String, Style)> {
     let s = app.snapshot();
     let theme = app.theme();
-    if let Some(notice) = app.notice() {
-        return (format!(" ▸ {notice}"), theme.notice);
+    let state = status::run_state(app);
+    let mut lines = Vec::new();
+    match state {
+        RunState::Ended(outcome) => return ended_lines(app, outcome),
+        RunState::RollingBack => {
+            let reason = s.message.as_deref().unwrap_or("rollback requested");
+            let reason = reason.strip_prefix("rolling back: ").unwrap_or(reason);
+            lines.push((format!(" ⟲ ROLLING BACK: {reason}"), theme.banner_bad));
+            return lines;
+        }
+        RunState::RollbackRequested => {
+            let at = app
+                .rollback_requested()
+                .map(|t| {
+                    t.with_timezone(&app.utc_offset())
+                        .format(" at %H:%M:%S")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            lines.push((
+                format!(" ⟲ ROLLBACK REQUESTED{at} · traffic goes back to stable"),
+                theme.banner_bad,
+            ));
+            return lines;
+        }
+        _ => {}
     }
-    if let Some(outcome) = s.outcome {
-        let took = s
-            .finished_at
-            .map(|end| (end - s.started_at).to_std().unwrap_or_default())
-            .map(|d| format!(" after {}", text::short_duration(d)))
-            .unwrap_or_default();
-        let reason = s
-            .message
-            .as_ref()
-            .map(|m| format!(" · {m}"))
-            .unwrap_or_default();
-        let style = match outcome {
-            Outcome::Succeeded => theme.banner_good,
-            Outcome::Interrupted => theme.banner_alert,
-            _ => theme.banner_bad,
-        };
-        return (
-            format!(
-                " {}{took} · q exits{reason} · journal {}",
-                text::outcome_title(outcome),
-                s.journal_path
-            ),
-            style,
-        );
-    }
-    if s.phase == Phase::RollingBack {
-        let reason = s.message.as_deref().unwrap_or("rollback requested");
-        return (format!(" ⟲ ROLLING BACK: {reason}"), theme.banner_bad);
+    let reasons = s
+        .samples
+        .last()
+        .filter(|p| p.verdict == Verdict::Fail && !p.reasons.is_empty())
+        .map(|p| format!(" · {}", p.reasons.join("; ")))
+        .unwrap_or_default();
+    if let Some(line) = status::escalation(s) {
+        // "ANALYSIS FAILING 2/3 · rollback at the next · R now · <why>"
+        let (head, rest) = line.split_once(" · ").unwrap_or((line.as_str(), ""));
+        lines.push((
+            format!(" ! {} · {rest}{reasons}", head.to_uppercase()),
+            theme.banner_bad,
+        ));
     }
     match &s.gate {
-        Some(Gate::Manual { check, prompt, .. }) => {
-            return (
-                format!(" ? WAITING FOR YOU · a confirms · {check}: {prompt}"),
-                theme.banner_alert,
-            );
-        }
-        Some(Gate::Step { from, to }) => {
-            return (
-                format!(" ? APPROVE THE NEXT STEP · a advances {from}% → {to}% · R rolls back"),
-                theme.banner_alert,
-            );
-        }
+        Some(Gate::Manual { check, prompt, .. }) => lines.push((
+            format!(" ? WAITING FOR YOU · a confirms · {check}: {prompt}"),
+            theme.banner_alert,
+        )),
+        Some(Gate::Step { from, to }) => lines.push((
+            format!(" ? APPROVE THE NEXT STEP · a advances {from}% → {to}% · R rolls back"),
+            theme.banner_alert,
+        )),
         Some(Gate::AnalysisHold { reason }) => {
-            return (
-                format!(" ! ANALYSIS FAILED, HOLDING · a carries on · R rolls back · {reason}"),
+            let weight = s.traffic.as_ref().map_or(0, |t| t.current_weight);
+            lines.push((
+                format!(" ! HOLDING AT {weight}%: ANALYSIS FAILED · a carries on · R rolls back · {reason}"),
                 theme.banner_bad,
-            );
+            ));
         }
         None => {}
     }
-    match &s.message {
-        Some(message) => (format!(" {message}"), theme.hint),
-        None => (String::new(), theme.base),
+    if lines.is_empty() && state == RunState::Paused {
+        lines.push((
+            " ⏸ PAUSED by the operator · p resumes · R rolls back".to_string(),
+            theme.banner_alert,
+        ));
     }
+    if lines.is_empty() {
+        if let Some(message) = &s.message {
+            lines.push((format!(" {message}"), theme.hint));
+        }
+    }
+    lines.truncate(BANNER_LINES);
+    lines
+}
+
+/// The final screen's two lines: the outcome with its reason, then the
+/// journal and what still applies.
+fn ended_lines(app: &App, outcome: Outcome) -> Vec<(String, Style)> {
+    let s = app.snapshot();
+    let theme = app.theme();
+    let took = s
+        .finished_at
+        .map(|end| (end - s.started_at).to_std().unwrap_or_default())
+        .map(|d| format!(" after {}", text::short_duration(d)))
+        .unwrap_or_default();
+    let reason = s
+        .message
+        .as_ref()
+        .map(|m| format!(" · {m}"))
+        .unwrap_or_default();
+    let style = match outcome {
+        Outcome::Succeeded => theme.banner_good,
+        Outcome::Interrupted => theme.banner_alert,
+        _ => theme.banner_bad,
+    };
+    let (first, second) = after_the_end(app, outcome);
+    let mut headline = format!(" {}{took}{reason}", text::outcome_title(outcome));
+    if let Some(advice) = first {
+        headline.push_str(&format!(" · {advice}"));
+    }
+    let mut journal = format!(" journal {}", s.journal_path);
+    if let Some(note) = second {
+        journal.push_str(&format!(" · {note}"));
+    }
+    vec![(headline, style), (journal, theme.title)]
+}
+
+/// What still applies after the end, for the outcome's line and for the
+/// journal's line: how to roll back a success, how to carry on an
+/// interruption, what the built-in router does until cutover exits.
+pub fn after_the_end(app: &App, outcome: Outcome) -> (Option<String>, Option<String>) {
+    let s = app.snapshot();
+    let previous = s.previous.as_deref().unwrap_or("the previous version");
+    let first = match outcome {
+        Outcome::Succeeded => Some(format!(
+            "to roll back, deploy {previous} again with cutover run"
+        )),
+        Outcome::Interrupted => Some("cutover run --resume carries on".to_string()),
+        _ => None,
+    };
+    let second = match outcome {
+        _ if !app.builtin_router() => None,
+        Outcome::Succeeded => Some(format!(
+            "the built-in router serves {} until cutover exits",
+            s.version
+        )),
+        Outcome::RolledBack => {
+            Some("the built-in router serves stable until cutover exits".to_string())
+        }
+        _ => Some("the built-in router stops when cutover exits".to_string()),
+    };
+    (first, second)
 }

@@ -253,7 +253,7 @@ pub static KEYMAP: &[Binding] = &[
         keys: &[ch('h')],
         scope: Scope::QuitDialog,
         action: Action::HoldAndQuit,
-        description: "hold traffic where it is and exit (resumable)",
+        description: "hold traffic where it is and exit, resumable (the built-in router stops)",
         hint: hint("h", "hold & exit"),
     },
     Binding {

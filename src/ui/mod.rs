@@ -1,20 +1,24 @@
 //! The operator's dashboard (ratatui): one view of the engine. It renders the
 //! latest `Snapshot`, turns keys into `Command`s sent with `try_send`, and shows
-//! the engine's tracing events in a log pane.
+//! the engine's tracing events in a log pane (a ring of lines fed by a layer).
 
 pub mod app;
 pub mod charts;
 pub mod checklist;
 pub mod event_loop;
+pub mod figures;
 pub mod header;
 pub mod help;
 pub mod hints;
 pub mod input;
 pub mod keymap;
 pub mod live_output;
+pub mod log_ring;
 pub mod logs;
+pub mod plot;
 pub mod quit_dialog;
 pub mod screen;
+pub mod status;
 pub mod terminal;
 pub mod text;
 pub mod theme;
@@ -47,36 +51,41 @@ pub enum UiExit {
     HangUp,
 }
 
-/// Installs the tracing subscriber feeding the log pane (tui-logger) — called before the engine starts.
+/// Installs the tracing subscriber feeding the log pane — called before the engine starts.
 ///
 /// The filter comes from `CUTOVER_LOG` (tracing-subscriber syntax), by default
 /// `info,cutover=debug`; the pane shows info and up until `+` is pressed there.
 pub fn init_logging() {
-    LIVE_OUTPUT.get_or_init(|| {
+    LOGGING.get_or_init(|| {
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::util::SubscriberInitExt;
 
-        if let Err(error) = tui_logger::init_logger(tui_logger::LevelFilter::Trace) {
-            eprintln!("cutover: the log pane will stay empty: {error}");
-        }
-        tui_logger::set_default_level(tui_logger::LevelFilter::Trace);
         let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,cutover=debug"));
         let live = Arc::new(live_output::LiveOutput::default());
+        let ring = Arc::new(log_ring::LogRing::default());
         // Another subscriber may already be installed (tests); keep it.
         let _ = tracing_subscriber::registry()
             .with(filter)
-            .with(tui_logger::TuiTracingSubscriberLayer)
+            .with(log_ring::LogRingLayer {
+                ring: Arc::clone(&ring),
+            })
             .with(live_output::LiveOutputLayer {
                 store: Arc::clone(&live),
             })
             .try_init();
-        live
+        Logging { live, ring }
     });
 }
 
-/// Output of running checks, caught by the subscriber `init_logging` installs.
-static LIVE_OUTPUT: OnceLock<Arc<live_output::LiveOutput>> = OnceLock::new();
+/// What the subscriber `init_logging` installs catches: the log pane's lines
+/// and the output of running checks.
+struct Logging {
+    live: Arc<live_output::LiveOutput>,
+    ring: Arc<log_ring::LogRing>,
+}
+
+static LOGGING: OnceLock<Logging> = OnceLock::new();
 
 /// Runs the dashboard on the real terminal until the operator quits or the terminal goes away.
 pub async fn run(io: DashboardIo) -> color_eyre::Result<UiExit> {
@@ -87,8 +96,10 @@ pub async fn run(io: DashboardIo) -> color_eyre::Result<UiExit> {
     } = io;
     let mut app = App::new(snapshots.borrow_and_update().clone(), Theme::from_env());
     app.set_clock(Utc::now());
-    if let Some(live) = LIVE_OUTPUT.get() {
-        app.attach_live_output(Arc::clone(live));
+    app.set_utc_offset(*chrono::Local::now().offset());
+    if let Some(logging) = LOGGING.get() {
+        app.attach_live_output(Arc::clone(&logging.live));
+        app.attach_logs(Arc::clone(&logging.ring));
     }
 
     let mut terminal = terminal::enter().wrap_err("cannot take over the terminal")?;

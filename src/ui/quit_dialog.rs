@@ -1,5 +1,6 @@
 //! The quit dialog shown while a deployment is in progress: hold traffic and
 //! exit (resumable), or stay; then, while the engine records the hold, a wait.
+//! With the built-in router it says plainly that quitting stops the router.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -16,6 +17,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, dialog: QuitDialog) {
         .traffic
         .as_ref()
         .map_or(0, |t| t.current_weight);
+    // The built-in router lives in this process: nothing is held once it exits.
+    let builtin = app.builtin_router();
     let lines = match dialog {
         QuitDialog::Asking { choice } => {
             let button = |label: &'static str, this: QuitChoice| {
@@ -26,22 +29,48 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, dialog: QuitDialog) {
                 };
                 Span::styled(label, style)
             };
-            vec![
-                Line::from(format!(
-                    "The deployment is in progress (canary at {weight}%)."
-                )),
-                Line::from("Quitting holds traffic here; `cutover run --resume` carries on."),
+            let (consequence, hold_label) = if builtin {
+                (
+                    vec![
+                        Line::from("The built-in router stops with cutover: its clients get no"),
+                        Line::from(format!(
+                            "answer until `cutover run --resume` starts it again at {weight}%."
+                        )),
+                    ],
+                    "[ h  stop and exit (resumable) ]",
+                )
+            } else {
+                (
+                    vec![Line::from(
+                        "Quitting holds traffic here; `cutover run --resume` carries on.",
+                    )],
+                    "[ h  hold traffic and exit ]",
+                )
+            };
+            let mut lines = vec![Line::from(format!(
+                "The deployment is in progress (canary at {weight}%)."
+            ))];
+            lines.extend(consequence);
+            lines.extend([
                 Line::default(),
                 Line::from(vec![
                     Span::raw(" "),
-                    button("[ h  hold traffic and exit ]", QuitChoice::HoldAndExit),
+                    button(hold_label, QuitChoice::HoldAndExit),
                     Span::raw("   "),
                     button("[ s  stay ]", QuitChoice::Stay),
                 ]),
                 Line::default(),
                 Line::styled("R still rolls back at once.", theme.muted),
-            ]
+            ]);
+            lines
         }
+        QuitDialog::Holding if builtin => vec![
+            Line::from(format!("Recording the interruption at {weight}%…")),
+            Line::from("The built-in router stops when cutover exits."),
+            Line::default(),
+            Line::from("The dashboard closes when the engine confirms."),
+            Line::styled("q leaves now without waiting.", theme.muted),
+        ],
         QuitDialog::Holding => vec![
             Line::from(format!(
                 "Holding traffic at {weight}% and recording the interruption…"

@@ -2,25 +2,26 @@
 //! render file to draw itself, then draws the overlays (help, quit dialog).
 //!
 //! ```text
-//! ┌ header: service, versions, environment, operator / stage, weight, verdict, elapsed / banner ┐
+//! ┌ header: service, versions, environment, operator / stage, weight, verdict, state / banner(s) ┐
 //! ├ procedure checklist ──┬ error-rate chart ──────┬ latency chart ─────────────────────────────┤
 //! │ stages with counts    │ canary vs stable,      │ p99 canary vs stable, threshold            │
 //! │ checks of the stage   │ threshold line         │                                            │
 //! │ output tail           ├ traffic split ─────────┴────────────────────────────────────────────┤
 //! │                       │ stable ░░░░░░░░░░░░░░░░░███ canary, pending weight, next step       │
-//! ├ logs (tui-logger) ────┴─────────────────────────────────────────────────────────────────────┤
+//! │                       │ error rate and p99: canary, stable, limit                           │
+//! ├ logs (our ring of tracing lines, wrapped) ──────────────────────────────────────────────────┤
 //! └ key hints ──────────────────────────────────────────────────────────────────────────────────┘
 //! ```
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Paragraph};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::app::App;
 use super::theme::Theme;
-use super::{charts, checklist, header, help, hints, logs, quit_dialog, traffic};
+use super::{charts, checklist, header, help, hints, logs, quit_dialog, status, traffic};
 
 /// The smallest terminal the dashboard is laid out for.
 pub const MIN_WIDTH: u16 = 80;
@@ -39,15 +40,16 @@ pub struct ScreenLayout {
 }
 
 impl ScreenLayout {
-    /// `None` when the terminal is smaller than 80×24.
-    pub fn for_area(area: Rect) -> Option<ScreenLayout> {
+    /// `None` when the terminal is smaller than 80×24. The header takes
+    /// `header_height` rows (3, or 4 with two banner lines).
+    pub fn for_area(area: Rect, header_height: u16) -> Option<ScreenLayout> {
         if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
             return None;
         }
         // Logs grow with the height: 5 rows at 24, 11 at 48, 16 at 70.
         let logs_height = ((area.height - 4) / 4).clamp(5, 20);
         let [header, body, logs, hints] = Layout::vertical([
-            Constraint::Length(3),
+            Constraint::Length(header_height.clamp(3, 4)),
             Constraint::Min(10),
             Constraint::Length(logs_height),
             Constraint::Length(1),
@@ -58,9 +60,11 @@ impl ScreenLayout {
         let [checklist, right] =
             Layout::horizontal([Constraint::Length(checklist_width), Constraint::Min(40)])
                 .areas(body);
-        let traffic_height = if body.height >= 24 { 7 } else { 6 };
-        let [charts, traffic] =
-            Layout::vertical([Constraint::Min(6), Constraint::Length(traffic_height)]).areas(right);
+        let [charts, traffic] = Layout::vertical([
+            Constraint::Min(6),
+            Constraint::Length(traffic::height(body.height)),
+        ])
+        .areas(right);
         let [error_chart, latency_chart] =
             Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(charts);
         Some(ScreenLayout {
@@ -78,8 +82,8 @@ impl ScreenLayout {
 /// Draws the whole dashboard for the app's current state.
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
-    let Some(layout) = ScreenLayout::for_area(area) else {
-        draw_too_small(frame, area, app.theme());
+    let Some(layout) = ScreenLayout::for_area(area, header::height(app)) else {
+        draw_too_small(frame, area, app);
         return;
     };
     header::render(frame, layout.header, app);
@@ -97,17 +101,37 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
 }
 
-fn draw_too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
-    let message = format!(
-        "terminal too small (need {MIN_WIDTH}×{MIN_HEIGHT}, have {}×{})",
-        area.width, area.height
-    );
-    let top = area.height / 2;
-    let line = Rect::new(area.x, area.y + top, area.width, 1.min(area.height));
-    frame.render_widget(
-        Paragraph::new(Line::from(Span::styled(message, theme.notice))).centered(),
-        line,
-    );
+/// Below 80×24: where the deployment stands in one line (wrapped only when
+/// narrower than the line), then what size the full dashboard needs.
+fn draw_too_small(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = app.theme();
+    let state = status::one_line(app);
+    let style = match status::run_state(app) {
+        status::RunState::Running | status::RunState::Starting
+            if status::escalation(app.snapshot()).is_none() && app.snapshot().gate.is_none() =>
+        {
+            theme.title
+        }
+        other => other.style(theme).patch(theme.title),
+    };
+    let mut lines = vec![Line::styled(state, style)];
+    lines.push(Line::styled(
+        format!(
+            "terminal {}×{}: the dashboard needs {MIN_WIDTH}×{MIN_HEIGHT}",
+            area.width, area.height
+        ),
+        theme.muted,
+    ));
+    if let Some(notice) = app.notice() {
+        lines.push(Line::styled(format!("▸ {notice}"), theme.notice));
+    }
+    let width = usize::from(area.width.max(1));
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(width).max(1)).sum();
+    let rows = u16::try_from(rows).unwrap_or(u16::MAX);
+    let paragraph = Paragraph::new(lines).wrap(Wrap { trim: true });
+    let top = area.height.saturating_sub(rows) / 2;
+    let text_area = Rect::new(area.x, area.y + top, area.width, area.height - top);
+    frame.render_widget(paragraph, text_area);
 }
 
 /// The bordered block every pane uses; the focused pane's border stands out.
@@ -141,16 +165,22 @@ mod tests {
 
     #[test]
     fn below_80_by_24_there_is_no_layout() {
-        assert!(ScreenLayout::for_area(Rect::new(0, 0, 79, 24)).is_none());
-        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 23)).is_none());
-        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 24)).is_some());
+        assert!(ScreenLayout::for_area(Rect::new(0, 0, 79, 24), 3).is_none());
+        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 23), 3).is_none());
+        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 3).is_some());
     }
 
     #[test]
     fn regions_tile_the_screen_without_overlap() {
-        for (w, h) in [(80, 24), (120, 40), (160, 48), (250, 70)] {
+        for (w, h, header) in [
+            (80, 24, 3),
+            (80, 24, 4),
+            (120, 40, 3),
+            (200, 60, 4),
+            (250, 70, 3),
+        ] {
             let area = Rect::new(0, 0, w, h);
-            let l = ScreenLayout::for_area(area).expect("layout");
+            let l = ScreenLayout::for_area(area, header).expect("layout");
             let regions = [
                 l.header,
                 l.checklist,
@@ -173,11 +203,14 @@ mod tests {
 
     #[test]
     fn larger_terminals_give_the_charts_and_logs_more_room() {
-        let small = ScreenLayout::for_area(Rect::new(0, 0, 80, 24)).expect("layout");
-        let large = ScreenLayout::for_area(Rect::new(0, 0, 250, 70)).expect("layout");
+        let small = ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 3).expect("layout");
+        let large = ScreenLayout::for_area(Rect::new(0, 0, 250, 70), 3).expect("layout");
         assert!(large.error_chart.width > small.error_chart.width * 3);
         assert!(large.error_chart.height > small.error_chart.height * 3);
         assert!(large.logs.height > small.logs.height * 2);
         assert!(small.error_chart.width >= 22 && small.error_chart.height >= 7);
+        // With two banner lines the charts keep a plot of their own.
+        let tall_header = ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 4).expect("layout");
+        assert!(tall_header.error_chart.height >= 6);
     }
 }

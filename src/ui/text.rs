@@ -44,9 +44,12 @@ pub fn percent(fraction: f64) -> String {
     }
 }
 
-/// A latency: `84ms`, `1.2s`.
+/// A latency: `7.3ms`, `84.4ms`, `640ms`, `1.2s` (a tenth under 100 ms, so
+/// a figure just over a limit never reads the same as the limit).
 pub fn millis(ms: f64) -> String {
-    if ms < 1000.0 {
+    if ms < 100.0 {
+        format!("{ms:.1}ms")
+    } else if ms < 1000.0 {
         format!("{ms:.0}ms")
     } else {
         format!("{:.1}s", ms / 1000.0)
@@ -100,6 +103,40 @@ pub fn outcome_title(outcome: Outcome) -> &'static str {
     }
 }
 
+/// `text` broken at spaces into lines of at most `width` columns (a word
+/// longer than that is cut); continuation lines start with `indent`.
+pub fn wrap(text: &str, width: usize, indent: &str) -> Vec<String> {
+    if width == 0 {
+        return Vec::new();
+    }
+    let options = textwrap::Options::new(width)
+        .subsequent_indent(indent)
+        .break_words(true);
+    textwrap::wrap(text, options)
+        .into_iter()
+        .map(std::borrow::Cow::into_owned)
+        .collect()
+}
+
+/// An axis label for a percentage (`0.5%`, `2%`, `50%`): no trailing zeros.
+pub fn axis_percent(percent: f64) -> String {
+    let text = format!("{percent:.2}");
+    format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// An axis label for a latency (`5ms`, `200ms`, `1s`, `2.5s`).
+pub fn axis_millis(ms: f64) -> String {
+    if ms >= 1000.0 {
+        let secs = format!("{:.1}", ms / 1000.0);
+        format!("{}s", secs.trim_end_matches('0').trim_end_matches('.'))
+    } else if ms >= 1.0 {
+        format!("{ms:.0}ms")
+    } else {
+        let text = format!("{ms:.2}");
+        format!("{}ms", text.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
 /// Cuts `text` to `width` columns, marking the cut with `…`.
 pub fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
@@ -133,8 +170,31 @@ mod tests {
         assert_eq!(percent(0.0042), "0.42%");
         assert_eq!(percent(0.042), "4.2%");
         assert_eq!(percent(0.12), "12%");
-        assert_eq!(millis(84.4), "84ms");
+        assert_eq!(millis(84.44), "84.4ms");
+        assert_eq!(millis(640.2), "640ms");
         assert_eq!(millis(1_250.0), "1.2s");
+    }
+
+    #[test]
+    fn wrapping_breaks_at_spaces_with_a_hanging_indent() {
+        assert_eq!(
+            wrap("analysis at 25%: pass canary 112 req", 16, "  "),
+            vec!["analysis at 25%:", "  pass canary", "  112 req"]
+        );
+        assert_eq!(wrap("abcdefghij", 4, ""), vec!["abcd", "efgh", "ij"]);
+        assert!(wrap("anything", 0, "").is_empty());
+    }
+
+    #[test]
+    fn axis_labels_drop_trailing_zeros() {
+        assert_eq!(axis_percent(0.5), "0.5%");
+        assert_eq!(axis_percent(2.0), "2%");
+        assert_eq!(axis_percent(50.0), "50%");
+        assert_eq!(axis_percent(0.1), "0.1%");
+        assert_eq!(axis_millis(5.0), "5ms");
+        assert_eq!(axis_millis(1000.0), "1s");
+        assert_eq!(axis_millis(2500.0), "2.5s");
+        assert_eq!(axis_millis(0.5), "0.5ms");
     }
 
     #[test]

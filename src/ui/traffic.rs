@@ -7,18 +7,41 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+use crate::domain::Outcome;
 use crate::engine::snapshot::{Phase, TrafficView};
 
-use crate::domain::Verdict;
-
 use super::app::{App, Pane};
+use super::figures;
 use super::screen::pane_block;
+use super::status::{self, RunState};
 use super::text;
+
+/// Rows the pane takes for a body of `body_height` rows: the bar, the plan,
+/// the state, the two rows of figures; one more for request counts and one
+/// for the router when there is room.
+pub fn height(body_height: u16) -> u16 {
+    match body_height {
+        ..=23 => 7,
+        24..=35 => 8,
+        _ => 9,
+    }
+}
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
     let s = app.snapshot();
     let title = match &s.traffic {
+        Some(t) if t.router == "builtin" => {
+            let long = format!(
+                " traffic · {} · built-in router (stops when cutover exits) ",
+                t.strategy.as_str()
+            );
+            if long.chars().count() + 2 <= usize::from(area.width) {
+                long
+            } else {
+                format!(" traffic · {} · built-in router ", t.strategy.as_str())
+            }
+        }
         Some(t) => format!(" traffic · {} · {} router ", t.strategy.as_str(), t.router),
         None => " traffic ".to_string(),
     };
@@ -26,25 +49,52 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let width = usize::from(inner.width);
+    let rows = usize::from(inner.height);
 
     let lines = match &s.traffic {
-        Some(traffic) => traffic_lines(app, traffic, width),
+        Some(traffic) => traffic_lines(app, traffic, width, rows),
         None => vec![
             split_bar(app, 0, width),
-            Line::styled(
-                " all traffic on stable until the traffic stage",
-                theme.muted,
-            ),
+            Line::styled(" all traffic on stable: this plan moves none", theme.muted),
         ],
     };
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-fn traffic_lines(app: &App, traffic: &TrafficView, width: usize) -> Vec<Line<'static>> {
-    let theme = app.theme();
+fn traffic_lines(
+    app: &App,
+    traffic: &TrafficView,
+    width: usize,
+    rows: usize,
+) -> Vec<Line<'static>> {
+    let s = app.snapshot();
     let mut lines = vec![split_bar(app, traffic.current_weight, width)];
+    match s.outcome {
+        Some(outcome) => lines.extend(ended_lines(app, traffic, outcome, width)),
+        None => {
+            lines.push(plan_line(app, traffic, width));
+            lines.push(status_line(app, traffic, width));
+        }
+    }
+    // The figures always fit; the request counts when there is room.
+    let room_for_requests = rows >= lines.len() + 3;
+    lines.extend(figures::rows(app, width, room_for_requests));
+    if rows > lines.len() && s.outcome.is_none() && traffic.router == "builtin" {
+        lines.push(Line::styled(
+            text::fit(
+                " the built-in router serves only while cutover runs: quitting stops it",
+                width,
+            ),
+            app.theme().muted,
+        ));
+    }
+    lines
+}
 
-    // Second line: the slider while it moves, else a request in flight, else the plan.
+/// Second row while running: the slider while it moves, else a request in
+/// flight, else the plan's steps and the next one.
+fn plan_line(app: &App, traffic: &TrafficView, width: usize) -> Line<'static> {
+    let theme = app.theme();
     if let Some(pending) = app.pending_weight() {
         // The marker points at the stable | canary boundary the weight would give.
         let at = bar_offset(pending, width);
@@ -60,24 +110,67 @@ fn traffic_lines(app: &App, traffic: &TrafficView, width: usize) -> Vec<Line<'st
             let start = (at + 1).saturating_sub(label.chars().count());
             format!("{}{label}", " ".repeat(start))
         };
-        lines.push(Line::styled(line, theme.pending_weight));
-    } else if let Some(requested) = traffic
+        return Line::styled(line, theme.pending_weight);
+    }
+    if let Some(requested) = traffic
         .requested_weight
         .filter(|w| *w != traffic.current_weight)
     {
-        lines.push(Line::styled(
+        return Line::styled(
             format!(" → {requested}% requested, waiting for the router"),
             theme.pending_weight,
-        ));
-    } else {
-        lines.push(steps_line(app, traffic));
+        );
     }
+    if app.snapshot().phase == Phase::RollingBack {
+        let text = match traffic.rollback_weight_ms {
+            Some(ms) => format!(" rolling back: weight 0 confirmed in {ms:.0} ms"),
+            None => " rolling back: weight 0 requested".to_string(),
+        };
+        return Line::styled(text, theme.failed);
+    }
+    steps_line(app, traffic)
+}
 
-    lines.push(status_line(app, traffic, width));
-    if let Some(line) = analysis_line(app, width) {
-        lines.push(line);
-    }
-    lines
+/// The rows after the end: only what still applies.
+fn ended_lines(
+    app: &App,
+    traffic: &TrafficView,
+    outcome: Outcome,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let theme = app.theme();
+    let s = app.snapshot();
+    let weight = traffic.current_weight;
+    let previous = s.previous.as_deref().unwrap_or("stable");
+    let first = match outcome {
+        Outcome::Succeeded => format!(" {} carries {weight}% of traffic", s.version),
+        Outcome::RolledBack => match traffic.rollback_weight_ms {
+            Some(ms) => format!(" back on {previous} · weight 0 confirmed in {ms:.0} ms"),
+            None => format!(" back on {previous}"),
+        },
+        Outcome::RollbackFailed => {
+            format!(" the rollback failed: the router may still send {weight}% to the canary")
+        }
+        Outcome::Interrupted => format!(" held at {weight}% · cutover run --resume carries on"),
+        Outcome::Failed => " nothing was changed: traffic stayed on stable".to_string(),
+    };
+    let style = match outcome {
+        Outcome::Succeeded => theme.passed,
+        Outcome::RollbackFailed => theme.failed,
+        _ => theme.base,
+    };
+    let second = if traffic.router == "builtin" {
+        " built-in router: serves until cutover exits".to_string()
+    } else {
+        format!(
+            " the {} router keeps these weights after cutover exits",
+            traffic.router
+        )
+    };
+    vec![
+        Line::styled(text::fit(&first, width), style),
+        Line::styled(text::fit(&second, width), theme.muted),
+    ]
 }
 
 /// The column where the bar's stable part ends at `weight` percent to the canary
@@ -153,15 +246,15 @@ fn status_line(app: &App, traffic: &TrafficView, width: usize) -> Line<'static> 
     let theme = app.theme();
     let s = app.snapshot();
     let moving = s.outcome.is_none() && s.phase != Phase::RollingBack;
+    let in_traffic = s.current_stage == Some(crate::domain::StageName::Traffic);
     let mut items = Vec::new();
-    if let Some(ms) = traffic.rollback_weight_ms {
-        items.push((
-            format!("rollback: weight applied in {ms:.0} ms"),
-            theme.warned,
-        ));
+    if let Some((count, limit, _)) = status::failing(s) {
+        items.push((format!("analysis failing {count}/{limit}"), theme.failed));
     }
-    if traffic.paused {
-        items.push(("⏸ paused (p resumes)".to_string(), theme.warned));
+    match status::run_state(app) {
+        RunState::Holding => items.push(("⏸ holding (a carries on)".to_string(), theme.warned)),
+        RunState::Paused => items.push(("⏸ paused (p resumes)".to_string(), theme.warned)),
+        _ => {}
     }
     if moving && traffic.waiting_approval {
         let to = traffic
@@ -169,7 +262,7 @@ fn status_line(app: &App, traffic: &TrafficView, width: usize) -> Line<'static> 
             .map(|n| format!(" (a advances to {n}%)"))
             .unwrap_or_default();
         items.push((format!("waiting for approval{to}"), theme.waiting));
-    } else if moving && !traffic.bake.is_zero() {
+    } else if moving && in_traffic && !traffic.bake.is_zero() {
         items.push((
             format!(
                 "baked {} of {}",
@@ -203,33 +296,6 @@ fn status_line(app: &App, traffic: &TrafficView, width: usize) -> Line<'static> 
         spans.push(Span::styled(text, style));
     }
     Line::from(spans)
-}
-
-/// The latest sample in words: figures when healthy, the reasons when not.
-fn analysis_line(app: &App, width: usize) -> Option<Line<'static>> {
-    let theme = app.theme();
-    let point = app.snapshot().samples.last()?;
-    let (label, style) = match point.verdict {
-        Verdict::Pass => ("pass", theme.passed),
-        Verdict::Fail => ("fail", theme.failed),
-        Verdict::Inconclusive => ("inconclusive", theme.warned),
-    };
-    let detail = if point.reasons.is_empty() {
-        let c = &point.pair.canary;
-        format!(
-            "canary {} req · stable {} req",
-            c.requests, point.pair.stable.requests
-        )
-    } else {
-        point.reasons.join("; ")
-    };
-    // " analysis " + label + " · " + detail
-    let detail = text::fit(&detail, width.saturating_sub(10 + label.len() + 3));
-    Some(Line::from(vec![
-        Span::styled(" analysis ", theme.muted),
-        Span::styled(label, style),
-        Span::styled(format!(" · {detail}"), theme.hint),
-    ]))
 }
 
 #[cfg(test)]

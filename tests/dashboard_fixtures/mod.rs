@@ -6,12 +6,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use cutover::domain::{Outcome, StageName, Strategy, TrackPair, TrackSample, Verdict};
+use std::sync::Arc;
+
+use cutover::domain::{OnFailure, Outcome, StageName, Strategy, TrackPair, TrackSample, Verdict};
 use cutover::engine::snapshot::{
     AnalysisPoint, CheckStatus, CheckView, Gate, Phase, StageStatus, StageView, Thresholds,
     TrafficView,
 };
 use cutover::engine::Snapshot;
+use cutover::ui::log_ring::{LogLevel, LogRing};
 
 /// 2025-03-14T09:00:00Z, the fixed start of every fixture deployment.
 pub fn started_at() -> DateTime<Utc> {
@@ -56,13 +59,12 @@ fn prepare() -> Vec<CheckView> {
             "http://127.0.0.1:9001/health",
         ),
         check("run", "Rollback procedure known", "test -x ./rollback.sh"),
-        check(
-            "manual",
-            "Stakeholders notified",
-            "Post in #releases that checkout v2.4.1 goes out now",
-        ),
+        check("manual", "Stakeholders notified", PROMPT),
     ]
 }
+
+/// The manual check's prompt: longer than any pane is wide.
+pub const PROMPT: &str = "Post in #releases that checkout v2.4.1 goes out now, and make sure someone who can fix checkout is on call until the canary is at 100%";
 
 fn checkpoint() -> Vec<CheckView> {
     vec![
@@ -137,6 +139,9 @@ fn thresholds() -> Thresholds {
     Thresholds {
         max_error_rate: Some(0.01),
         max_p99_ms: Some(500.0),
+        max_error_rate_increase: Some(0.005),
+        max_p99_ratio: Some(3.0),
+        min_requests: 20,
     }
 }
 
@@ -156,6 +161,7 @@ fn traffic(weight: u8) -> TrafficView {
         rollback_weight_ms: None,
         failing: (0, 3),
         approval_manual: true,
+        on_failure: OnFailure::Rollback,
     }
 }
 
@@ -191,7 +197,7 @@ pub fn samples(from: i64, to: i64, weight: u8, bad_after: Option<i64>) -> Vec<An
             let (verdict, reasons) = if bad {
                 (
                     Verdict::Fail,
-                    vec!["canary error rate 4.2% > 1.0%".to_string()],
+                    vec!["canary error rate 4.20% above max_error_rate 1.00%".to_string()],
                 )
             } else {
                 (Verdict::Pass, Vec::new())
@@ -220,6 +226,7 @@ fn base() -> Snapshot {
         started_at: started_at(),
         finished_at: None,
         phase: Phase::Running,
+        paused: false,
         current_stage: None,
         stages: vec![
             stage(StageName::Prepare, StageStatus::Pending, prepare()),
@@ -230,7 +237,11 @@ fn base() -> Snapshot {
             stage(StageName::Verify, StageStatus::Pending, verify()),
             stage(StageName::Finalize, StageStatus::Pending, finalize()),
         ],
-        traffic: None,
+        // The plan moves traffic: the pane is there from the start, at 0%.
+        traffic: Some(TrafficView {
+            baked: Duration::ZERO,
+            ..traffic(0)
+        }),
         samples: Vec::new(),
         thresholds: thresholds(),
         verdict: None,
@@ -285,7 +296,7 @@ pub fn waiting_for_manual_check() -> (Snapshot, DateTime<Utc>) {
     s.gate = Some(Gate::Manual {
         stage: StageName::Prepare,
         check: "Stakeholders notified".to_string(),
-        prompt: "Post in #releases that checkout v2.4.1 goes out now".to_string(),
+        prompt: PROMPT.to_string(),
     });
     s.revision = 12;
     (s, at(32))
@@ -348,16 +359,21 @@ pub fn rolling_back() -> (Snapshot, DateTime<Utc>) {
     s.traffic = Some(t);
     s.samples = samples(480, 770, 25, Some(740));
     s.verdict = Some(Verdict::Fail);
-    s.message = Some("analysis failed 3 times in a row: canary error rate 4.2% > 1.0%".to_string());
+    s.message = Some("rolling back: analysis failed 3 samples in a row at 25%: canary error rate 4.20% above max_error_rate 1.00%".to_string());
     s.revision = 350;
     (s, at(778))
 }
 
-/// The rollback finished cleanly. Finished at 13m05s.
+/// The rollback finished cleanly. Finished at 13m05s. As the engine leaves
+/// it: verify's checks never ran (skipped), the last stage is the rollback.
 pub fn rolled_back() -> (Snapshot, DateTime<Utc>) {
     let (mut s, _) = rolling_back();
     s.phase = Phase::Finished;
-    s.current_stage = None;
+    s.current_stage = Some(StageName::Rollback);
+    s.stages[5]
+        .checks
+        .iter_mut()
+        .for_each(|c| c.status = CheckStatus::Skipped);
     s.stages[6] = stage(
         StageName::Rollback,
         StageStatus::Passed,
@@ -365,6 +381,10 @@ pub fn rolled_back() -> (Snapshot, DateTime<Utc>) {
     );
     s.outcome = Some(Outcome::RolledBack);
     s.finished_at = Some(at(785));
+    s.message = Some(
+        "analysis failed 3 samples in a row at 25%: canary error rate 4.20% above max_error_rate 1.00%"
+            .to_string(),
+    );
     s.revision = 360;
     (s, at(790))
 }
@@ -373,7 +393,7 @@ pub fn rolled_back() -> (Snapshot, DateTime<Utc>) {
 pub fn succeeded() -> (Snapshot, DateTime<Utc>) {
     let mut s = through_smoke(base());
     s.phase = Phase::Finished;
-    s.current_stage = None;
+    s.current_stage = Some(StageName::Finalize);
     s.stages[4] = stage(StageName::Traffic, StageStatus::Passed, Vec::new());
     s.stages[5] = stage(
         StageName::Verify,
@@ -410,4 +430,137 @@ pub fn moving_canary(tick: u64) -> (Snapshot, DateTime<Utc>) {
     s.revision = tick;
     let now = started_at() + TimeDelta::milliseconds(600_000 + (tick * 100) as i64);
     (s, now)
+}
+
+/// The canary at 25%, paused by the operator. Shown at 12 min.
+pub fn paused() -> (Snapshot, DateTime<Utc>) {
+    let (mut s, now) = canary_at_25();
+    s.paused = true;
+    if let Some(t) = s.traffic.as_mut() {
+        t.paused = true;
+    }
+    s.message = Some("paused by the operator".to_string());
+    (s, now)
+}
+
+/// The step to 50% baked and waits for `a`, while the last two samples
+/// failed: the escalation and the gate both show. Shown at 12 min.
+pub fn failing_2_of_3() -> (Snapshot, DateTime<Utc>) {
+    let (mut s, now) = canary_at_25();
+    s.samples = samples(420, 715, 25, Some(710));
+    s.verdict = Some(Verdict::Fail);
+    s.gate = Some(Gate::Step { from: 25, to: 50 });
+    if let Some(t) = s.traffic.as_mut() {
+        t.failing = (2, 3);
+        t.waiting_approval = true;
+        t.baked = t.bake;
+    }
+    s.message = None;
+    (s, now)
+}
+
+/// `on_failure = "pause"`: three failing samples held the canary at 25%.
+pub fn holding() -> (Snapshot, DateTime<Utc>) {
+    let (mut s, now) = canary_at_25();
+    s.samples = samples(420, 715, 25, Some(705));
+    s.verdict = Some(Verdict::Fail);
+    s.paused = true;
+    let reason = "analysis failed 3 samples in a row at 25%: canary error rate 4.20% above max_error_rate 1.00%";
+    s.gate = Some(Gate::AnalysisHold {
+        reason: reason.to_string(),
+    });
+    if let Some(t) = s.traffic.as_mut() {
+        t.failing = (3, 3);
+        t.paused = true;
+        t.on_failure = OnFailure::Pause;
+    }
+    s.message = Some(reason.to_string());
+    (s, now)
+}
+
+/// `R` in prepare: nothing was changed; the stages after it never ran.
+pub fn failed_in_prepare() -> (Snapshot, DateTime<Utc>) {
+    let (mut s, _) = waiting_for_manual_check();
+    s.phase = Phase::Finished;
+    s.gate = None;
+    s.stages[0].status = StageStatus::Failed;
+    s.stages[0].checks[3].status = CheckStatus::Skipped;
+    s.stages[0].checks[3].output_tail = vec!["interrupted".to_string()];
+    for stage in &mut s.stages[1..] {
+        stage.status = StageStatus::Skipped;
+        stage
+            .checks
+            .iter_mut()
+            .for_each(|c| c.status = CheckStatus::Skipped);
+    }
+    s.outcome = Some(Outcome::Failed);
+    s.finished_at = Some(at(34));
+    s.message = Some("stopped before any change (operator pressed R)".to_string());
+    (s, at(40))
+}
+
+/// A 3× p99 regression at 25%: stable answers in about 7 ms, the canary in
+/// about 23 ms, over 3× stable (the ratio limit) and far under max_p99_ms.
+pub fn latency_regression() -> (Snapshot, DateTime<Utc>) {
+    let (mut s, now) = canary_at_25();
+    s.samples = (420..=715)
+        .step_by(5)
+        .map(|t| {
+            let wobble = ((t as f64) / 13.0).sin();
+            let slow = t >= 690;
+            let canary = track(
+                60,
+                0.0,
+                if slow {
+                    23.0 + wobble
+                } else {
+                    7.5 + wobble / 2.0
+                },
+            );
+            let stable = track(240, 0.0, 7.0 + wobble.cos() / 2.0);
+            let (verdict, reasons) = if slow {
+                (
+                    Verdict::Fail,
+                    vec![
+                        "canary p99 23 ms is 3.29× stable's 7 ms, above max_p99_ratio 3"
+                            .to_string(),
+                    ],
+                )
+            } else {
+                (Verdict::Pass, Vec::new())
+            };
+            AnalysisPoint {
+                t: t as f64,
+                at: at(t),
+                weight: 25,
+                pair: TrackPair { canary, stable },
+                verdict,
+                reasons,
+            }
+        })
+        .collect();
+    s.verdict = Some(Verdict::Fail);
+    if let Some(t) = s.traffic.as_mut() {
+        t.failing = (1, 3);
+    }
+    s.message = None;
+    (s, now)
+}
+
+/// The engine's log lines of a canary at 25%, one of them long enough to wrap.
+pub fn log_lines() -> Arc<LogRing> {
+    let ring = Arc::new(LogRing::default());
+    let lines = [
+        (650, LogLevel::Info, "stage traffic started"),
+        (655, LogLevel::Info, "weight 25% requested by alice (plan)"),
+        (656, LogLevel::Info, "weight 25% applied by the builtin router in 3 ms"),
+        (700, LogLevel::Debug, "sampling the builtin metric source over 30s"),
+        (705, LogLevel::Info, "analysis at 25%: pass — canary 60 req, 0.30% errors, p99 180ms | stable 240 req, 0.20% errors, p99 160ms"),
+        (710, LogLevel::Warn, "analysis at 25%: fail — canary error rate 4.20% above max_error_rate 1.00%; canary p99 640 ms above max_p99_ms 500"),
+        (715, LogLevel::Warn, "analysis at 25%: fail — canary error rate 4.20% above max_error_rate 1.00%"),
+    ];
+    for (secs, level, text) in lines {
+        ring.push(at(secs), level, text);
+    }
+    ring
 }
