@@ -4,6 +4,7 @@
 
 pub mod builtin;
 pub mod command;
+pub mod connections;
 pub mod haproxy;
 pub mod nginx;
 pub mod serve;
