@@ -144,7 +144,7 @@ fn r_right_after_a_resize_starts_the_rollback() {
     // The journal is written by the engine after the key acted: allow more.
     let started = common::wait_for_event(&state, LOST_AFTER, |e| e["event"] == "rollback_started");
     assert_eq!(started["source"], "operator", "{started}");
-    assert_eq!(started["operator"], "tester", "{started}");
+    assert_eq!(started["operator"], common::account(), "{started}");
     let finished =
         common::wait_for_event(&state, START_WITHIN, |e| e["event"] == "rollback_finished");
     assert_eq!(finished["outcome"], "succeeded", "{finished}");

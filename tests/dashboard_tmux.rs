@@ -410,11 +410,15 @@ fn a_approves_the_next_step_and_p_pauses_and_resumes() {
     common::wait_for_event(&state, PATIENCE, |e| {
         e["event"] == "weight_applied" && e["weight"] == 10
     });
+    // The dashboard attaches to the engine it started: keys go once it shows.
+    session.wait_for_text("10% canary");
 
     session.keys(&["p"]);
     common::wait_for_event(&state, PATIENCE, |e| {
         e["event"] == "paused" && e["operator"] == common::account().as_str()
     });
+    // `p` toggles what the screen shows: resume once it shows paused.
+    session.wait_for_text("PAUSED");
     session.keys(&["p"]);
     common::wait_for_event(&state, PATIENCE, |e| {
         e["event"] == "resumed" && e["operator"] == common::account().as_str()

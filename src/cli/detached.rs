@@ -304,15 +304,17 @@ pub async fn engine(args: EngineArgs) -> Exit {
     let watchers = Arc::clone(&served.watchers);
     let serving = tokio::spawn(socket.serve(served));
     let _signals = super::signals::spawn(handle.commands.clone(), handle.snapshots.clone());
-    while let Some(record) = handle.records.recv().await {
-        let _ = records_tx.send(record.line.text.clone());
-        eprintln!(
-            "{}  {}",
-            record.line.ts.format("%H:%M:%S%.3f"),
-            record.event.describe()
-        );
-    }
-    let outcome = match handle.task.await {
+    let followed = handle
+        .follow(|record| {
+            let _ = records_tx.send(record.line.text.clone());
+            eprintln!(
+                "{}  {}",
+                record.line.ts.format("%H:%M:%S%.3f"),
+                record.event.describe()
+            );
+        })
+        .await;
+    let outcome = match followed {
         Ok(o) => o,
         Err(e) => {
             error(format!("the engine stopped unexpectedly: {e}"));

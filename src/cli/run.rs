@@ -186,15 +186,17 @@ async fn execute(
     } else {
         Format::Text
     };
-    let mut out = std::io::stdout().lock();
-    while let Some(record) = handle.records.recv().await {
-        if headless::print_record(&mut out, &record, format).is_err() {
-            // stdout is gone (a closed pipe): keep the engine going, journal only.
-            break;
-        }
-    }
-    drop(out);
-    let outcome = match handle.task.await {
+    let mut stdout_open = true;
+    let followed = handle
+        .follow(|record| {
+            // stdout gone (a closed pipe): the engine goes on, journal only.
+            if stdout_open {
+                let mut out = std::io::stdout().lock();
+                stdout_open = headless::print_record(&mut out, record, format).is_ok();
+            }
+        })
+        .await;
+    let outcome = match followed {
         Ok(o) => o,
         Err(e) => {
             error(format!("the engine stopped unexpectedly: {e}"));

@@ -39,13 +39,21 @@ pub fn validate(pair: &TrackPair) -> Result<(), String> {
 /// The verdict on one sample and why. Too little data, or no baseline for a
 /// relative limit, is inconclusive, never a pass.
 pub fn judge(pair: &TrackPair, plan: &AnalysisPlan) -> (Verdict, Vec<String>) {
+    judge_at(pair, plan, 0)
+}
+
+/// [`judge`] at a canary weight: at 100% stable gets no traffic by design,
+/// so there is no baseline to expect and only the absolute limits apply.
+pub fn judge_at(pair: &TrackPair, plan: &AnalysisPlan, weight: u8) -> (Verdict, Vec<String>) {
     if let Err(e) = validate(pair) {
         return (Verdict::Inconclusive, vec![e]);
     }
     let c = &pair.canary;
     let s = &pair.stable;
     let mut inconclusive = Vec::new();
-    let relative = plan.max_error_rate_increase.is_some() || plan.max_p99_ratio.is_some();
+    let stable_expected = weight < 100;
+    let relative =
+        stable_expected && (plan.max_error_rate_increase.is_some() || plan.max_p99_ratio.is_some());
     if relative && s.requests < plan.min_requests {
         inconclusive.push(format!(
             "no baseline: stable had {} requests in the window, fewer than min_requests {}, so the relative limits cannot be judged",
@@ -71,7 +79,7 @@ pub fn judge(pair: &TrackPair, plan: &AnalysisPlan) -> (Verdict, Vec<String>) {
                     ));
                 }
             }
-            if let Some(max_inc) = plan.max_error_rate_increase {
+            if let Some(max_inc) = plan.max_error_rate_increase.filter(|_| stable_expected) {
                 // Compare only against a stable track with enough data of its own.
                 match s.error_rate.filter(|r| r.is_finite()) {
                     Some(srate) if s.requests >= plan.min_requests && rate - srate > max_inc => {
@@ -100,7 +108,7 @@ pub fn judge(pair: &TrackPair, plan: &AnalysisPlan) -> (Verdict, Vec<String>) {
                     failures.push(format!("canary p99 {p99:.0} ms above max_p99_ms {max:.0}"));
                 }
             }
-            if let Some(ratio) = plan.max_p99_ratio {
+            if let Some(ratio) = plan.max_p99_ratio.filter(|_| stable_expected) {
                 match s.p99_ms.filter(|v| v.is_finite() && *v > 0.0) {
                     Some(sp99) if s.requests >= plan.min_requests && p99 / sp99 > ratio => {
                         failures.push(format!(
@@ -177,6 +185,20 @@ mod tests {
             stable: TrackSample::default(),
         };
         assert_eq!(judge(&pair, &plan()).0, Verdict::Fail);
+    }
+
+    #[test]
+    fn at_100_percent_only_the_absolute_limits_apply() {
+        let pair = TrackPair {
+            canary: track(500, 0, 100.0),
+            stable: TrackSample::default(),
+        };
+        assert_eq!(judge_at(&pair, &plan(), 100), (Verdict::Pass, vec![]));
+        let pair = TrackPair {
+            canary: track(500, 100, 100.0),
+            stable: TrackSample::default(),
+        };
+        assert_eq!(judge_at(&pair, &plan(), 100).0, Verdict::Fail);
     }
 
     #[test]

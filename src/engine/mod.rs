@@ -95,6 +95,33 @@ pub struct EngineHandle {
     pub router: Option<Arc<dyn Router>>,
 }
 
+impl EngineHandle {
+    /// Hands every record to `each` as it is journaled, until the engine has
+    /// finished (then the records still queued), and returns the outcome. It
+    /// follows the engine task, not the record channel, which what runs on
+    /// the engine's behalf (a command router's commands) may keep open.
+    pub async fn follow(
+        &mut self,
+        mut each: impl FnMut(&Record),
+    ) -> Result<Outcome, tokio::task::JoinError> {
+        let mut records_open = true;
+        loop {
+            tokio::select! {
+                record = self.records.recv(), if records_open => match record {
+                    Some(r) => each(&r),
+                    None => records_open = false,
+                },
+                outcome = &mut self.task => {
+                    while let Ok(r) = self.records.try_recv() {
+                        each(&r);
+                    }
+                    return outcome;
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot write the journal in {dir}: {source}")]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::analysis::judge;
+use super::analysis::judge_at;
 use super::canary::{Canary, CanaryPlan, Decision, Input};
 use super::command::Effect;
 use super::snapshot::{AnalysisPoint, Gate};
@@ -471,7 +471,7 @@ impl Engine {
         let source_failed = error.is_some();
         let (verdict, reasons) = match error {
             Some(e) => (Verdict::Inconclusive, vec![e]),
-            None => judge(&pair, &self.plan.analysis),
+            None => judge_at(&pair, &self.plan.analysis, self.state.weight),
         };
         self.record(Event::Analysis {
             weight: self.state.weight,
