@@ -181,8 +181,11 @@ async fn attached(conn: client::Connection, state_dir: &Path) -> Exit {
         snapshots: attached.snapshots,
         commands: attached.commands,
         hangup: leave,
+        attached: true,
     };
     let ended = crate::ui::run(io).await;
+    // A last command (hold and detach) goes out before this process does.
+    let _ = tokio::time::timeout(Duration::from_secs(2), attached.forwarder).await;
     let last = snapshots.borrow().clone();
     if let Err(e) = ended {
         error(format!("the dashboard failed: {e}"));
@@ -217,6 +220,33 @@ async fn attached(conn: client::Connection, state_dir: &Path) -> Exit {
             Exit::Detached
         }
     }
+}
+
+/// The `[operators] group` the control socket is shared with, once the state
+/// dir lets that group reach it (cutover does not change the mode or group of
+/// a directory it did not create: it says what to run instead).
+fn shared_group(
+    plan: &crate::config::Plan,
+    state_dir: &Path,
+) -> Result<Option<nix::unistd::Gid>, String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(name) = &plan.operators.group else {
+        return Ok(None);
+    };
+    let group = nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .ok_or_else(|| format!("[operators] group {name:?} does not exist on this machine"))?;
+    state_dir::ensure(state_dir).map_err(|e| e.to_string())?;
+    let meta = std::fs::metadata(state_dir).map_err(|e| e.to_string())?;
+    let mode = meta.permissions().mode();
+    if meta.gid() != group.gid.as_raw() || mode & 0o010 == 0 {
+        return Err(format!(
+            "[operators] group = {name:?}, but its members cannot reach {dir}: run `chgrp {name} {dir} && chmod g+x {dir}` (cutover does not change the mode of its state dir for you)",
+            dir = state_dir.display()
+        ));
+    }
+    Ok(Some(group.gid))
 }
 
 /// `cutover engine FILE`: the detached engine's process.
@@ -278,7 +308,15 @@ pub async fn engine(args: EngineArgs) -> Exit {
             return Exit::Usage;
         }
     }
-    let socket = match server::bind(&state_dir, None) {
+    let group = match shared_group(&plan, &state_dir) {
+        Ok(g) => g,
+        Err(e) => {
+            error(e);
+            return Exit::Usage;
+        }
+    };
+    let rules = plan.operators.clone();
+    let socket = match server::bind(&state_dir, group) {
         Ok(s) => s,
         Err(e) => {
             error(format!("cannot listen for operators: {e}"));
@@ -298,7 +336,7 @@ pub async fn engine(args: EngineArgs) -> Exit {
         snapshots: handle.snapshots.clone(),
         records: records_tx.clone(),
         logs: logs_tx,
-        may_steer: Arc::new(|_| Ok(())),
+        may_steer: Arc::new(move |op| rules.may_steer(&op.account)),
         watchers: Default::default(),
     };
     let watchers = Arc::clone(&served.watchers);

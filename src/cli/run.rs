@@ -220,6 +220,7 @@ async fn dashboard(mut handle: EngineHandle, leave: tokio_util::sync::Cancellati
         snapshots: handle.snapshots.clone(),
         commands: handle.commands.clone(),
         hangup: leave,
+        attached: false,
     };
     match crate::ui::run(io).await {
         Ok(crate::ui::UiExit::Quit) => {}

@@ -25,8 +25,8 @@ pub use limits::parse_duration;
 pub use load::{load, parse, parse_bytes, MAX_CONFIG_BYTES};
 pub use plan::{
     redact, AnalysisPlan, CheckKind, CheckSpec, Deployment, HaproxyTarget, NginxConfig,
-    NotifyFormat, NotifyPlan, Plan, PrometheusConfig, RouterKind, RouterPlan, SourceKind,
-    SourcePlan, StageKey, TrafficPlan, NOTIFY_EVENTS,
+    NotifyFormat, NotifyPlan, OperatorsPlan, Plan, PrometheusConfig, RouterKind, RouterPlan,
+    SourceKind, SourcePlan, StageKey, TrafficPlan, NOTIFY_EVENTS,
 };
 
 #[cfg(test)]

@@ -343,10 +343,52 @@ pub struct Plan {
     pub traffic: Option<TrafficPlan>,
     pub analysis: AnalysisPlan,
     pub notify: Option<NotifyPlan>,
+    /// Who may steer a detached deployment, and how many must approve a step.
+    pub operators: OperatorsPlan,
     /// Values that came from `${env:…}` (each at least
     /// [`crate::redact::MIN_SECRET_LEN`] characters): never shown, logged or
     /// journaled.
     pub secrets: Vec<String>,
+}
+
+/// `[operators]`: who may act on a running deployment (others may watch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorsPlan {
+    /// A group whose members may reach the control socket (0660) besides
+    /// the account that runs the engine.
+    pub group: Option<String>,
+    /// Accounts that may approve, roll back and steer; `None`: everyone who
+    /// can reach the socket.
+    pub approvers: Option<Vec<String>>,
+    /// Distinct operators needed to approve one canary step (2: the
+    /// two-person rule).
+    pub approvals: u32,
+    /// Whether the account that started the release may approve its steps.
+    pub self_approval: bool,
+}
+
+impl Default for OperatorsPlan {
+    fn default() -> Self {
+        OperatorsPlan {
+            group: None,
+            approvers: None,
+            approvals: 1,
+            self_approval: true,
+        }
+    }
+}
+
+impl OperatorsPlan {
+    /// Whether `account` may steer; `Err` says why not.
+    pub fn may_steer(&self, account: &str) -> Result<(), String> {
+        match &self.approvers {
+            Some(list) if !list.iter().any(|a| a == account) => Err(format!(
+                "{account} is not among [operators] approvers ({}): watching only",
+                list.join(", ")
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A stage as an ordered map key.

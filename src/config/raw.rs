@@ -49,6 +49,7 @@ pub struct RawConfig {
     /// `[analysis.source]`.
     pub source: Option<Located<RawSource>>,
     pub notify: Option<Located<RawNotify>>,
+    pub operators: Option<Located<RawOperators>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,8 +152,17 @@ pub struct RawNotify {
     pub events: Option<S<Vec<S<String>>>>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOperators {
+    pub group: Option<S<String>>,
+    pub approvers: Option<S<Vec<S<String>>>>,
+    pub approvals: Option<S<i64>>,
+    pub self_approval: Option<S<bool>>,
+}
+
 /// The top-level tables a config may have.
-const TABLES: [&str; 12] = [
+const TABLES: [&str; 13] = [
     "deployment",
     "artifact",
     "prepare",
@@ -165,6 +175,7 @@ const TABLES: [&str; 12] = [
     "rollback",
     "analysis",
     "notify",
+    "operators",
 ];
 
 /// Reads `text` table by table; `None` when it is not TOML at all.
@@ -199,6 +210,7 @@ pub fn read(text: &str, errors: &mut Errors) -> Option<RawConfig> {
                 raw.source = source.and_then(|(s, at)| table(s, at, "analysis.source", errors));
             }
             "notify" => raw.notify = table(item, at, key, errors),
+            "operators" => raw.operators = table(item, at, key, errors),
             _ => match stage {
                 Some(stage) => raw
                     .checks

@@ -138,6 +138,9 @@ pub struct Attached {
     pub notices: mpsc::UnboundedReceiver<String>,
     /// Resolves when the engine's connection ends (it finished or died).
     pub closed: tokio::sync::oneshot::Receiver<()>,
+    /// Sends the dashboard's commands; ends once every sender is dropped and
+    /// what was sent is written (await it before exiting).
+    pub forwarder: tokio::task::JoinHandle<()>,
 }
 
 /// Turns a watching connection into an attached dashboard's channels.
@@ -161,7 +164,7 @@ pub async fn attach(mut conn: Connection) -> Result<Attached, ConnectError> {
         mut buf,
         ..
     } = conn;
-    tokio::spawn(forward_commands(cmd_rx, writer));
+    let forwarder = tokio::spawn(forward_commands(cmd_rx, writer));
     let notices_in = notice_tx.clone();
     tokio::spawn(async move {
         loop {
@@ -198,6 +201,7 @@ pub async fn attach(mut conn: Connection) -> Result<Attached, ConnectError> {
         commands,
         notices,
         closed,
+        forwarder,
     })
 }
 

@@ -218,6 +218,9 @@ impl Engine {
     }
 
     fn meaning(&mut self, command: Command, operator: Operator) -> Result<Answer, Stop> {
+        if let Some(refused) = self.may_steer(&command, &operator)? {
+            return Ok(Answer::Refused(refused));
+        }
         let done = |text: &str| Ok(Answer::Effect(Effect::Done, text.to_string()));
         match command {
             Command::Rollback {
@@ -283,27 +286,11 @@ impl Engine {
     /// and the refusal journaled, so a double key press never skips a step.
     fn approve(&mut self, target: GateTarget, operator: &Operator) -> Result<Answer, Stop> {
         let open = self.state.gate.as_ref().map(Gate::target);
-        if open.as_ref() == Some(&target) {
-            self.set_gate(None);
-            let (stage, step, check) = match &target {
-                GateTarget::Check { stage, check } => (*stage, None, Some(check.clone())),
-                GateTarget::Step { to } => (StageName::Traffic, Some(*to), None),
-                GateTarget::Hold => (StageName::Traffic, None, None),
-            };
-            self.record(Event::Approved {
-                stage,
-                step,
-                check,
-                operator: operator.to_string(),
-                by: Some(operator.clone()),
-            })?;
-            let text = format!("approved {target}");
-            return Ok(Answer::Effect(
-                Effect::Approved(target, operator.clone()),
-                text,
-            ));
-        }
         let reason = match &open {
+            Some(o) if o == &target => match self.approval_refusal(&target, operator) {
+                None => return self.approved(target, operator),
+                Some(why) => why,
+            },
             None => "nothing is waiting for approval now".to_string(),
             Some(open) => format!("the gate open now is {open}"),
         };
@@ -318,6 +305,97 @@ impl Engine {
         self.state.message = Some(text.clone());
         self.publish();
         Ok(Answer::Refused(text))
+    }
+
+    /// Why `[operators]` refuses this operator's approval of the open gate:
+    /// the starter when self-approval is off, or a second approval by the
+    /// same account under the two-person rule.
+    fn approval_refusal(&self, target: &GateTarget, operator: &Operator) -> Option<String> {
+        let rules = &self.plan.operators;
+        if !rules.self_approval && operator.account == self.operator.account {
+            return Some(format!(
+                "{} started this release and [operators] self_approval = false: another operator must approve",
+                operator.account
+            ));
+        }
+        let step = matches!(target, GateTarget::Step { .. });
+        if step && self.pending_approvals.contains(&operator.account) {
+            return Some(format!(
+                "{} approved {target} already; approvals = {} needs {} distinct operators",
+                operator.account, rules.approvals, rules.approvals
+            ));
+        }
+        None
+    }
+
+    /// Records an approval of the open gate; it opens once enough distinct
+    /// operators approved (one, or `[operators] approvals` for a step).
+    fn approved(&mut self, target: GateTarget, operator: &Operator) -> Result<Answer, Stop> {
+        let (stage, step, check) = match &target {
+            GateTarget::Check { stage, check } => (*stage, None, Some(check.clone())),
+            GateTarget::Step { to } => (StageName::Traffic, Some(*to), None),
+            GateTarget::Hold => (StageName::Traffic, None, None),
+        };
+        let needed = if step.is_some() {
+            self.plan.operators.approvals.max(1)
+        } else {
+            1
+        };
+        self.pending_approvals.push(operator.account.clone());
+        let count = self.pending_approvals.len() as u32;
+        self.record(Event::Approved {
+            stage,
+            step,
+            check,
+            operator: operator.to_string(),
+            by: Some(operator.clone()),
+            count: (needed > 1).then_some(count),
+            needed: (needed > 1).then_some(needed),
+        })?;
+        if count < needed {
+            let text = format!(
+                "approval {count} of {needed} of {target} recorded: another operator must approve"
+            );
+            self.state.message = Some(text.clone());
+            self.publish();
+            return Ok(Answer::Effect(Effect::Done, text));
+        }
+        self.set_gate(None);
+        let text = format!("approved {target}");
+        Ok(Answer::Effect(
+            Effect::Approved(target, operator.clone()),
+            text,
+        ))
+    }
+
+    /// `[operators] approvers`: may this operator steer? Refusals are journaled.
+    fn may_steer(
+        &mut self,
+        command: &Command,
+        operator: &Operator,
+    ) -> Result<Option<String>, Stop> {
+        if matches!(command, Command::Signal(_) | Command::Presence { .. }) {
+            return Ok(None);
+        }
+        let Err(reason) = self.plan.operators.may_steer(&operator.account) else {
+            return Ok(None);
+        };
+        let what = match command {
+            Command::Approve { gate } => format!("approval of {gate}"),
+            Command::Pause => "pause".into(),
+            Command::Resume => "resume".into(),
+            Command::SetWeight(w) => format!("weight {w}%"),
+            Command::Rollback { .. } => "rollback".into(),
+            Command::HoldAndQuit { .. } => "hold".into(),
+            Command::Signal(_) | Command::Presence { .. } => String::new(),
+        };
+        self.record(Event::CommandRefused {
+            command: what.clone(),
+            operator: operator.to_string(),
+            reason: reason.clone(),
+            by: Some(operator.clone()),
+        })?;
+        Ok(Some(format!("{what} refused: {reason}")))
     }
 
     /// A hang-up follows `on_disconnect`; other signals hold traffic.

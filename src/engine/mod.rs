@@ -172,6 +172,8 @@ pub(crate) struct Engine {
     notifier: Option<Notifier>,
     notify_failures: Option<mpsc::UnboundedReceiver<crate::notify::Failure>>,
     attendance: attendance::Attendance,
+    /// Accounts that approved the gate open now (the two-person rule).
+    pending_approvals: Vec<String>,
 }
 
 /// Journals each command's process group as it starts and ends.
@@ -352,6 +354,7 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
             alone_since: opts.attended.then(tokio::time::Instant::now),
             ..Default::default()
         },
+        pending_approvals: Vec::new(),
     };
     engine.publish();
     let task = tokio::spawn(engine.run());
@@ -484,6 +487,7 @@ impl Engine {
     /// Opens or closes the gate the operator is asked to approve.
     pub(crate) fn set_gate(&mut self, gate: Option<snapshot::Gate>) {
         self.gate_opened(gate.is_some());
+        self.pending_approvals.clear();
         self.state.gate = gate;
     }
 }

@@ -277,6 +277,8 @@ impl Engine {
                 check: Some(name.to_string()),
                 operator: auto.to_string(),
                 by: Some(self.operator.clone()),
+                count: None,
+                needed: None,
             })?;
             return Ok(auto);
         }

@@ -245,6 +245,8 @@ impl Engine {
                             check: None,
                             operator: auto.to_string(),
                             by: Some(self.operator.clone()),
+                            count: None,
+                            needed: None,
                         })?;
                     }
                     let operator = match source {

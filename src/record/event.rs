@@ -62,6 +62,12 @@ pub enum Event {
         /// Who, as the kernel named them (account, uid, SSH client, key).
         #[serde(skip_serializing_if = "Option::is_none", default)]
         by: Option<Operator>,
+        /// Under the two-person rule: this approval's number, of `needed`
+        /// distinct operators; the gate opens at `needed`.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        count: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        needed: Option<u32>,
     },
     WeightRequested {
         weight: u8,
@@ -138,6 +144,14 @@ pub enum Event {
     },
     /// Something worth a line in the record (a stale lock taken over, a torn
     /// journal line dropped).
+    /// A command an operator may not give (`[operators]`), refused.
+    CommandRefused {
+        command: String,
+        operator: String,
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        by: Option<Operator>,
+    },
     /// An approval that was not for the gate open at the time: refused.
     ApprovalRefused {
         /// What the operator approved, as they saw it.
@@ -223,6 +237,7 @@ impl Event {
             Event::DeploymentResumed { .. } => "deployment_resumed",
             Event::Note { .. } => "note",
             Event::ApprovalRefused { .. } => "approval_refused",
+            Event::CommandRefused { .. } => "command_refused",
             Event::CommandStarted { .. } => "command_started",
             Event::CommandFinished { .. } => "command_finished",
             Event::OrphanStopped { .. } => "orphan_stopped",
@@ -292,9 +307,16 @@ impl Event {
                 step,
                 check,
                 operator,
+                count,
+                needed,
                 ..
             } => match (step, check) {
-                (Some(s), _) => format!("{stage}: step to {s}% approved by {operator}"),
+                (Some(s), _) => match (count, needed) {
+                    (Some(c), Some(n)) if n > &1 => format!(
+                        "{stage}: step to {s}% approved by {operator} ({c} of {n} operators)"
+                    ),
+                    _ => format!("{stage}: step to {s}% approved by {operator}"),
+                },
                 (_, Some(c)) => format!("{stage} / {c}: confirmed by {operator}"),
                 _ => format!("{stage}: approved by {operator}"),
             },
@@ -394,6 +416,12 @@ impl Event {
                 Some(gate) => format!("approval of {gate} by {operator} refused: {reason}"),
                 None => format!("approval by {operator} refused: {reason}"),
             },
+            Event::CommandRefused {
+                command,
+                operator,
+                reason,
+                ..
+            } => format!("{command} by {operator} refused: {reason}"),
             Event::CommandStarted { pgid, what, .. } => {
                 format!("{what}: started (process group {pgid})")
             }

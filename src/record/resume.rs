@@ -109,7 +109,12 @@ impl ResumePoint {
                         _ => None,
                     };
                 }
-                Event::Approved { step: Some(to), .. } => point.approved_step = Some(*to),
+                Event::Approved {
+                    step: Some(to),
+                    count,
+                    needed,
+                    ..
+                } if count.unwrap_or(1) >= needed.unwrap_or(1) => point.approved_step = Some(*to),
                 Event::WeightApplied { weight, .. } => {
                     point.weight = Some(*weight);
                     if point.approved_step.is_some_and(|to| to <= *weight) {

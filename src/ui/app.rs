@@ -38,6 +38,8 @@ pub enum Action {
     LogFollow,
     HoldAndQuit,
     Stay,
+    /// Leave the dashboard; the deployment goes on in its engine.
+    Detach,
     DialogSwitch,
     DialogConfirm,
 }
@@ -65,9 +67,12 @@ impl Pane {
     }
 }
 
-/// The two answers of the quit dialog.
+/// The answers of the quit dialog. Attached to a detached engine it offers
+/// detach (the release goes on), hold and detach (progression paused), stay;
+/// in one process, hold and exit (resumable), stay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuitChoice {
+    Detach,
     HoldAndExit,
     Stay,
 }
@@ -113,6 +118,8 @@ pub struct App {
     selected_check: Option<usize>,
     help_open: bool,
     quit_dialog: Option<QuitDialog>,
+    /// This dashboard is attached to a detached engine: quitting detaches.
+    attached: bool,
     engine_stopped: bool,
     exit: Option<UiExit>,
     notice: Option<Notice>,
@@ -139,6 +146,7 @@ impl App {
             selected_check: None,
             help_open: false,
             quit_dialog: None,
+            attached: false,
             engine_stopped: false,
             exit: None,
             notice: None,
@@ -191,6 +199,15 @@ impl App {
     /// Feeds the log pane from these lines.
     pub fn attach_logs(&mut self, ring: Arc<LogRing>) {
         self.logs = Some(ring);
+    }
+
+    /// The dashboard is attached to a detached engine (quitting detaches).
+    pub fn set_attached(&mut self, attached: bool) {
+        self.attached = attached;
+    }
+
+    pub fn attached(&self) -> bool {
+        self.attached
     }
 
     /// Lets the checklist show a running check's output as it streams.
@@ -345,14 +362,14 @@ impl App {
             Action::Stay => self.choose(QuitChoice::Stay),
             Action::DialogSwitch => {
                 if let Some(QuitDialog::Asking { choice }) = self.quit_dialog {
-                    let choice = match choice {
-                        QuitChoice::HoldAndExit => QuitChoice::Stay,
-                        QuitChoice::Stay => QuitChoice::HoldAndExit,
-                    };
+                    let choices = self.quit_choices();
+                    let at = choices.iter().position(|c| *c == choice).unwrap_or(0);
+                    let choice = choices[(at + 1) % choices.len()];
                     self.quit_dialog = Some(QuitDialog::Asking { choice });
                 }
                 None
             }
+            Action::Detach => self.choose(QuitChoice::Detach),
             Action::DialogConfirm => match self.quit_dialog {
                 Some(QuitDialog::Asking { choice }) => self.choose(choice),
                 _ => None,
@@ -372,6 +389,19 @@ impl App {
         }
     }
 
+    /// The dialog's choices, in the order `tab` walks them.
+    pub fn quit_choices(&self) -> &'static [QuitChoice] {
+        if self.attached {
+            &[
+                QuitChoice::Detach,
+                QuitChoice::HoldAndExit,
+                QuitChoice::Stay,
+            ]
+        } else {
+            &[QuitChoice::HoldAndExit, QuitChoice::Stay]
+        }
+    }
+
     fn choose(&mut self, choice: QuitChoice) -> Option<Command> {
         if !matches!(self.quit_dialog, Some(QuitDialog::Asking { .. })) {
             return None;
@@ -380,6 +410,20 @@ impl App {
             QuitChoice::Stay => {
                 self.quit_dialog = None;
                 None
+            }
+            // The engine goes on: only this dashboard leaves.
+            QuitChoice::Detach if self.attached => {
+                self.quit_dialog = None;
+                self.exit = Some(UiExit::Quit);
+                None
+            }
+            QuitChoice::Detach => None,
+            // Attached: progression paused, traffic held where it is; the
+            // engine stays for the next operator to resume.
+            QuitChoice::HoldAndExit if self.attached => {
+                self.quit_dialog = None;
+                self.exit = Some(UiExit::Quit);
+                Some(Command::Pause)
             }
             QuitChoice::HoldAndExit => {
                 self.quit_dialog = Some(QuitDialog::Holding);

@@ -525,3 +525,44 @@ fn the_log_pane_scrolls_back_and_g_follows_again() {
     assert_eq!(app.log_anchor(), None);
     assert_eq!(app.log_view(1).lines[0].text, "newer");
 }
+
+#[test]
+fn attached_the_dialog_offers_detach_hold_and_detach_and_stay() {
+    let mut app = app();
+    app.set_attached(true);
+    assert_eq!(
+        app.quit_choices(),
+        &[
+            QuitChoice::Detach,
+            QuitChoice::HoldAndExit,
+            QuitChoice::Stay
+        ]
+    );
+    app.update(Action::Quit);
+    // Detach: no command, the engine goes on; the dashboard leaves.
+    assert_eq!(app.update(Action::Detach), None);
+    assert_eq!(app.exit(), Some(UiExit::Quit));
+
+    let mut app = App::new(snapshot(), Theme::no_color());
+    app.set_attached(true);
+    app.update(Action::Quit);
+    // Hold and detach: progression paused, then the dashboard leaves.
+    assert_eq!(app.update(Action::HoldAndQuit), Some(Command::Pause));
+    assert_eq!(app.exit(), Some(UiExit::Quit));
+}
+
+#[test]
+fn in_one_process_detach_means_nothing_and_hold_stops_the_run() {
+    let mut app = app();
+    assert_eq!(
+        app.quit_choices(),
+        &[QuitChoice::HoldAndExit, QuitChoice::Stay]
+    );
+    app.update(Action::Quit);
+    assert_eq!(app.update(Action::Detach), None);
+    assert_eq!(app.exit(), None);
+    assert!(matches!(
+        app.update(Action::HoldAndQuit),
+        Some(Command::HoldAndQuit { .. })
+    ));
+}

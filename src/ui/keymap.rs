@@ -250,10 +250,17 @@ pub static KEYMAP: &[Binding] = &[
         hint: hint("G", "follow"),
     },
     Binding {
+        keys: &[ch('d')],
+        scope: Scope::QuitDialog,
+        action: Action::Detach,
+        description: "detach this dashboard; the deployment goes on (attached to a detached engine)",
+        hint: hint("d", "detach"),
+    },
+    Binding {
         keys: &[ch('h')],
         scope: Scope::QuitDialog,
         action: Action::HoldAndQuit,
-        description: "hold traffic where it is and exit, resumable (the built-in router stops)",
+        description: "hold traffic where it is and exit, resumable (the built-in router stops); attached: pause progression and detach",
         hint: hint("h", "hold & exit"),
     },
     Binding {
@@ -272,7 +279,7 @@ pub static KEYMAP: &[Binding] = &[
         ],
         scope: Scope::QuitDialog,
         action: Action::DialogSwitch,
-        description: "switch between the two choices",
+        description: "switch between the choices",
         hint: hint("←→", "choose"),
     },
     Binding {

@@ -40,6 +40,8 @@ pub struct DashboardIo {
     pub commands: crate::engine::Commands,
     /// Cancelled by the CLI when the terminal is gone (SIGHUP): stop at once, no busy loop.
     pub hangup: tokio_util::sync::CancellationToken,
+    /// Attached to a detached engine: quitting detaches (the release goes on).
+    pub attached: bool,
 }
 
 /// How the dashboard ended.
@@ -93,8 +95,10 @@ pub async fn run(io: DashboardIo) -> color_eyre::Result<UiExit> {
         mut snapshots,
         commands,
         hangup,
+        attached,
     } = io;
     let mut app = App::new(snapshots.borrow_and_update().clone(), Theme::from_env());
+    app.set_attached(attached);
     app.set_clock(Utc::now());
     app.set_utc_offset(*chrono::Local::now().offset());
     if let Some(logging) = LOGGING.get() {

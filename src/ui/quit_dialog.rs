@@ -29,6 +29,33 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, dialog: QuitDialog) {
                 };
                 Span::styled(label, style)
             };
+            if app.attached() {
+                return render_lines(
+                    frame,
+                    area,
+                    app,
+                    vec![
+                        Line::from(format!(
+                            "The deployment goes on in its engine (canary at {weight}%)."
+                        )),
+                        Line::from("`cutover attach` brings a dashboard back, from any terminal."),
+                        Line::default(),
+                        Line::from(vec![
+                            Span::raw(" "),
+                            button("[ d  detach ]", QuitChoice::Detach),
+                            Span::raw("  "),
+                            button("[ h  hold and detach ]", QuitChoice::HoldAndExit),
+                            Span::raw("  "),
+                            button("[ s  stay ]", QuitChoice::Stay),
+                        ]),
+                        Line::default(),
+                        Line::styled(
+                            "hold: progression paused, traffic stays where it is. R still rolls back at once.",
+                            theme.muted,
+                        ),
+                    ],
+                );
+            }
             let (consequence, hold_label) = if builtin {
                 (
                     vec![
@@ -80,6 +107,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, dialog: QuitDialog) {
             Line::styled("q leaves now without waiting.", theme.muted),
         ],
     };
+    render_lines(frame, area, app, lines);
+}
+
+/// The dialog's box with its lines, centred.
+fn render_lines(frame: &mut Frame, area: Rect, app: &App, lines: Vec<Line<'static>>) {
+    let theme = app.theme();
     let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
     let popup = centered(area, 72, height);
     let block = pane_block(Line::from(" quit? "), true, theme);

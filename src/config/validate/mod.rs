@@ -6,6 +6,7 @@ mod analysis;
 mod checks;
 mod deployment;
 mod notify;
+mod operators;
 mod router;
 mod traffic;
 
@@ -63,6 +64,11 @@ pub(super) fn plan(
         );
     }
     let notify = raw.notify.as_ref().map(|n| notify::validate(&mut v, n));
+    let operators = raw
+        .operators
+        .as_ref()
+        .map(|o| operators::validate(&mut v, o))
+        .unwrap_or_default();
     let Validator {
         errors, secrets, ..
     } = v;
@@ -74,6 +80,7 @@ pub(super) fn plan(
             traffic,
             analysis,
             notify,
+            operators,
             secrets,
         }),
         _ => Err(errors.into_sorted()),
