@@ -296,19 +296,34 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         kill_grace: opts.kill_grace,
         observer: Some(Arc::new(GroupRecord(Arc::clone(&recorder)))),
     };
-    let built = match (&plan.traffic, opts.router) {
-        (None, _) => None,
-        (Some(_), Some(b)) => Some(b),
-        (Some(t), None) => {
-            Some(crate::router::build(&t.router, plan.analysis.window, ctx.clone()).await?)
-        }
+    let outside = async {
+        let built = match (&plan.traffic, opts.router) {
+            (None, _) => None,
+            (Some(_), Some(b)) => Some(b),
+            (Some(t), None) => {
+                Some(crate::router::build(&t.router, plan.analysis.window, ctx.clone()).await?)
+            }
+        };
+        let source: Option<Arc<dyn MetricSource>> = match (&plan.traffic, &built) {
+            (Some(_), Some(b)) => Some(
+                crate::metrics::build(&plan.analysis.source, b.stats.clone(), ctx.clone())
+                    .map_err(|e| StartError::Plan(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        Ok::<_, StartError>((built, source))
     };
-    let source: Option<Arc<dyn MetricSource>> = match (&plan.traffic, &built) {
-        (Some(_), Some(b)) => Some(
-            crate::metrics::build(&plan.analysis.source, b.stats.clone(), ctx.clone())
-                .map_err(|e| StartError::Plan(e.to_string()))?,
-        ),
-        _ => None,
+    let (built, source) = match outside.await {
+        Ok(x) => x,
+        Err(e) => {
+            // Nothing was recorded yet: leave no empty journal behind.
+            if opts.resume.is_none() {
+                drop(recorder);
+                let _ = std::fs::remove_file(&journal_path);
+                let _ = std::fs::remove_file(crate::record::journal::anchor_path(&journal_path));
+            }
+            return Err(e);
+        }
     };
     let router_listen = built.as_ref().and_then(|b| b.listen);
     let router = built.as_ref().map(|b| Arc::clone(&b.router));
