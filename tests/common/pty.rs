@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,6 +30,8 @@ pub struct Pty {
     screen: Arc<Mutex<vt100::Parser>>,
     stop_reading: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
+    /// Bytes the child wrote to the terminal so far.
+    bytes: Arc<AtomicU64>,
 }
 
 impl Pty {
@@ -73,13 +75,15 @@ impl Pty {
             SCROLLBACK,
         )));
         let stop_reading = Arc::new(AtomicBool::new(false));
+        let bytes = Arc::new(AtomicU64::new(0));
         let reader = {
             let output = master.try_clone().expect("dup the pty master");
             let screen = Arc::clone(&screen);
             let stop = Arc::clone(&stop_reading);
+            let bytes = Arc::clone(&bytes);
             std::thread::Builder::new()
                 .name("pty-output".to_string())
-                .spawn(move || read_output(output, &screen, &stop))
+                .spawn(move || read_output(output, &screen, &stop, &bytes))
                 .expect("start the pty output thread")
         };
         Pty {
@@ -88,7 +92,13 @@ impl Pty {
             screen,
             stop_reading,
             reader: Some(reader),
+            bytes,
         }
+    }
+
+    /// Bytes the child has written to the terminal so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes.load(Ordering::SeqCst)
     }
 
     /// The child's process id (also its session and process group id).
@@ -174,7 +184,12 @@ impl Drop for Pty {
 
 /// Feeds the child's output into the screen model until the PTY closes or
 /// `stop` is set.
-fn read_output(mut master: File, screen: &Mutex<vt100::Parser>, stop: &AtomicBool) {
+fn read_output(
+    mut master: File,
+    screen: &Mutex<vt100::Parser>,
+    stop: &AtomicBool,
+    bytes: &AtomicU64,
+) {
     let mut buf = [0u8; 16 * 1024];
     while !stop.load(Ordering::SeqCst) {
         let mut pollfd = libc::pollfd {
@@ -190,7 +205,10 @@ fn read_output(mut master: File, screen: &Mutex<vt100::Parser>, stop: &AtomicBoo
         match master.read(&mut buf) {
             // EIO: every slave copy is closed; the child is gone.
             Ok(0) | Err(_) => return,
-            Ok(n) => screen.lock().expect("screen lock").process(&buf[..n]),
+            Ok(n) => {
+                bytes.fetch_add(n as u64, Ordering::SeqCst);
+                screen.lock().expect("screen lock").process(&buf[..n]);
+            }
         }
     }
 }
