@@ -329,7 +329,9 @@ impl Canary {
             out.extend(self.failure(reason));
             return out;
         }
-        if !deadline.is_zero() && !self.deadline_warned && self.undecided >= deadline / 2 {
+        // Warned early enough to act on: half the deadline, at most 30 s in.
+        let warn_after = (deadline / 2).min(Duration::from_secs(30));
+        if !deadline.is_zero() && !self.deadline_warned && self.undecided >= warn_after {
             self.deadline_warned = true;
             out.push(Decision::Warn {
                 reason: format!(

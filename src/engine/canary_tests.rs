@@ -153,6 +153,7 @@ fn a_step_past_its_deadline_warns_then_fails() {
     let mut warned = false;
     for i in 1..=10 {
         let d = c.handle(sample(Verdict::Inconclusive));
+        // Half the 10 s deadline (under the 30 s cap).
         if i == 5 {
             assert!(matches!(d.as_slice(), [Decision::Warn { .. }]), "{d:?}");
             warned = true;

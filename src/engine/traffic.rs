@@ -272,7 +272,7 @@ impl Engine {
                 }
                 Decision::Warn { reason } => {
                     self.state.message = Some(reason.clone());
-                    self.record(Event::Note { message: reason })?;
+                    self.record(Event::Warning { message: reason })?;
                 }
                 Decision::DeadlinePassed { reason } => {
                     let deadline_ms = self

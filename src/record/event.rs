@@ -209,6 +209,11 @@ pub enum Event {
     Note {
         message: String,
     },
+    /// Something an operator should act on before it acts by itself (a step
+    /// near its deadline).
+    Warning {
+        message: String,
+    },
     DeploymentFinished {
         outcome: Outcome,
         duration_ms: u64,
@@ -236,6 +241,7 @@ impl Event {
             Event::RollbackFinished { .. } => "rollback_finished",
             Event::DeploymentResumed { .. } => "deployment_resumed",
             Event::Note { .. } => "note",
+            Event::Warning { .. } => "warning",
             Event::ApprovalRefused { .. } => "approval_refused",
             Event::CommandRefused { .. } => "command_refused",
             Event::CommandStarted { .. } => "command_started",
@@ -407,6 +413,7 @@ impl Event {
                 s
             }
             Event::Note { message } => format!("note: {message}"),
+            Event::Warning { message } => format!("WARNING: {message}"),
             Event::ApprovalRefused {
                 requested,
                 operator,

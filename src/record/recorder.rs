@@ -103,6 +103,7 @@ fn log(event: &Event) {
         | Event::StepDeadline { .. }
         | Event::ApprovalRefused { .. }
         | Event::OrphanStopped { .. }
+        | Event::Warning { .. }
         | Event::CheckFinished {
             outcome: CheckOutcome::Failed,
             ..

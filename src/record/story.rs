@@ -265,6 +265,7 @@ impl Story {
                     }
                 }
                 Event::WeightDrift { .. }
+                | Event::Warning { .. }
                 | Event::StepDeadline { .. }
                 | Event::OrphanStopped { .. }
                 | Event::WeightFailed { .. } => {
