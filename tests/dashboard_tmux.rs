@@ -229,7 +229,8 @@ fn quit_mid_deployment_asks_then_holds_and_exits_with_code_5() {
     if !tmux_available() {
         return;
     }
-    let session = Session::start("quit");
+    // In one process, quitting can only hold and stop the run.
+    let session = Session::start_args("quit", PLAN, "--foreground");
     session.wait_for_text("WAITING FOR YOU");
 
     // "stay" keeps the dashboard running.
@@ -247,6 +248,28 @@ fn quit_mid_deployment_asks_then_holds_and_exits_with_code_5() {
     session.keys(&["h"]);
     let screen = session.wait_for_text("EXIT=5");
     assert!(!screen.contains("WAITING FOR YOU"), "{screen}");
+}
+
+#[test]
+fn attached_quit_detaches_and_the_deployment_goes_on() {
+    if !tmux_available() {
+        return;
+    }
+    let session = Session::start("detach");
+    session.wait_for_text("WAITING FOR YOU");
+    session.keys(&["q"]);
+    session.wait_for_text("hold and detach");
+    session.keys(&["d"]);
+    let screen = session.wait_for_text("EXIT=6");
+    assert!(screen.contains("the deployment goes on"), "{screen}");
+    // The engine still waits at the gate; another terminal finds it there.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["status"])
+        .current_dir(session.path())
+        .output()
+        .expect("status");
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(out.contains("waiting   for prepare check"), "{out}");
 }
 
 fn canary_plan(on_disconnect: &str) -> (String, [common::ChildGuard; 2], std::net::SocketAddr) {
