@@ -84,6 +84,7 @@ sample = "cat metrics.json"
         stats: None,
         listen: None,
         connections: None,
+        group: None,
     });
     (
         engine::start(plan, opts).await.expect("engine starts"),

@@ -319,6 +319,7 @@ pub async fn demo(args: DemoArgs) -> Exit {
         stats: demo.router.stats.clone(),
         listen: demo.router.listen,
         connections: demo.router.connections.clone(),
+        group: None,
     });
     let exit = execute(demo.plan.clone(), show, opts, |handle| {
         if let (Some(f), Some(admin)) = (fault, canary_admin) {

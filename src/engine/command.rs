@@ -32,6 +32,10 @@ pub enum Command {
     },
     /// Hold traffic where it is, record the deployment as interrupted, stop.
     HoldAndQuit { reason: String },
+    /// The release lock (`[lock] kind = "etcd"`) could not be kept: no
+    /// router may be written any more; traffic is held, the run stops
+    /// (interrupted, resumable). Sent by whoever watches the lock.
+    LockLost { why: String },
     /// The process got a signal: a hang-up follows `[traffic] on_disconnect`,
     /// the others hold traffic and stop.
     Signal(SignalKind),
@@ -239,6 +243,7 @@ impl Engine {
                 })
             }
             Command::HoldAndQuit { reason } => Err(Stop::Hold { reason }),
+            Command::LockLost { why } => Err(self.lock_lost(why)),
             Command::Signal(sig) => self
                 .on_signal(sig)
                 .map(|e| Answer::Effect(e, String::new())),

@@ -267,7 +267,8 @@ impl Story {
                 Event::WeightDrift { .. }
                 | Event::StepDeadline { .. }
                 | Event::OrphanStopped { .. }
-                | Event::WeightFailed { .. } => {
+                | Event::WeightFailed { .. }
+                | Event::LockLost { .. } => {
                     st.warnings
                         .push(format!("{}  {}", rfc3339(ts), entry.event.describe()));
                 }

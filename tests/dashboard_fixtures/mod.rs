@@ -162,6 +162,7 @@ fn traffic(weight: u8) -> TrafficView {
         failing: (0, 3),
         approval_manual: true,
         on_failure: OnFailure::Rollback,
+        members: Vec::new(),
     }
 }
 
