@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::args::{DemoAppArgs, DemoArgs, FaultArg, Presentation, RunArgs};
 use super::open::{self, Opening, Wish};
-use super::{error, load, plan_path, signals, Exit};
+use super::{error, load, plan_path, release, signals, Exit};
 use crate::config::Plan;
 use crate::demo;
 use crate::engine::{self, Command, EngineHandle, EngineOptions, SignalKind};
@@ -102,7 +102,28 @@ pub async fn run(args: RunArgs) -> Exit {
         // the lock and makes the same decision about the open deployment.
         lock.leave_as_found();
         drop(lock);
-        return super::detached::run_detached(&path, wish, show.auto_approve, &state_dir).await;
+        let start_wait = release::start_wait(&plan);
+        return super::detached::run_detached(
+            &path,
+            wish,
+            show.auto_approve,
+            &state_dir,
+            start_wait,
+        )
+        .await;
+    }
+    // The release lease before anything is touched: a run elsewhere refuses this one.
+    let release = match release::acquire(&plan, &operator).await {
+        Ok(r) => r,
+        Err(e) => {
+            error(e);
+            lock.leave_as_found();
+            return Exit::Failed;
+        }
+    };
+    if let Some(r) = &release {
+        opts.fence = Some(r.fence());
+        opts.notes.extend(r.takeover_note());
     }
     match open::decide(open, &plan, wish, &state_dir) {
         Opening::Start => {}
@@ -120,10 +141,21 @@ pub async fn run(args: RunArgs) -> Exit {
         Opening::Refuse(message) => {
             error(message);
             lock.leave_as_found();
+            if let Some(r) = release {
+                r.release().await;
+            }
             return Exit::Usage;
         }
     }
-    let exit = execute(plan, show, opts, |_| {}).await;
+    let exit = execute(plan, show, opts, |handle| {
+        if let Some(r) = &release {
+            r.watch(handle.commands.clone());
+        }
+    })
+    .await;
+    if let Some(r) = release {
+        r.release().await;
+    }
     drop(lock);
     exit
 }
