@@ -206,6 +206,9 @@ impl Engine {
     /// member by member and put back (a step), or the rollback starts.
     fn group_result(&mut self, f: InFlight, change: GroupChange) -> Result<AfterChange, Stop> {
         self.show_members(&change.members);
+        if let Purpose::Revert { failed, reason } = f.purpose {
+            return self.revert_result(f.started, failed, reason, change);
+        }
         let total = change.members.len();
         if change.confirmed() {
             self.state.weight = change.weight;
@@ -217,21 +220,7 @@ impl Engine {
                 skew_ms: change.skew_ms,
             })?;
             self.publish();
-            return Ok(AfterChange::Input(match f.purpose {
-                Purpose::Revert { failed, reason } => {
-                    self.record(Event::Note {
-                        message: format!(
-                            "the step to {failed}% was put back to {}% on all {total} routers",
-                            change.weight
-                        ),
-                    })?;
-                    Input::WeightReverted {
-                        weight: change.weight,
-                        reason,
-                    }
-                }
-                Purpose::Step | Purpose::Resume => Input::WeightConfirmed(change.weight),
-            }));
+            return Ok(AfterChange::Input(Input::WeightConfirmed(change.weight)));
         }
         let failures = change.failures();
         let missing = change.unconfirmed().count();
@@ -246,9 +235,13 @@ impl Engine {
         })?;
         self.publish();
         match f.purpose {
-            Purpose::Step => {
+            Purpose::Resume => Err(self.router_stop(format!(
+                "the routers could not be made to carry {}% on resume: {failures}",
+                f.weight
+            ))),
+            _ => {
                 let reason = format!(
-                    "the step to {}% was not confirmed by every router ({failures}): put back to {}% on all",
+                    "the step to {}% was not confirmed by every router ({failures}): put back to {}%",
                     f.weight, f.from
                 );
                 tracing::warn!(target: "cutover", "{reason}");
@@ -261,15 +254,66 @@ impl Engine {
                     self.request_weight(f.from, WeightSource::Revert, &operator, purpose)?;
                 Ok(AfterChange::Start(revert))
             }
-            Purpose::Resume => Err(self.router_stop(format!(
-                "the routers could not be made to carry {}% on resume: {failures}",
-                f.weight
-            ))),
-            Purpose::Revert { failed, .. } => Err(self.router_stop(format!(
-                "the step to {failed}% was not confirmed by every router, and {}% could not be put back on {failures}: the routers disagree",
-                f.weight
-            ))),
         }
+    }
+
+    /// A step put back: done when every member that answers carries the
+    /// weight before (a member that cannot be reached is named, it carries
+    /// what it carries); `on_failure` then applies. A member that answers
+    /// with another weight leaves the routers disagreeing: the rollback
+    /// starts.
+    fn revert_result(
+        &mut self,
+        started: Instant,
+        failed: u8,
+        reason: String,
+        change: GroupChange,
+    ) -> Result<AfterChange, Stop> {
+        let weight = change.weight;
+        let disagree: Vec<String> = change
+            .unconfirmed()
+            .filter(|m| m.error.is_none())
+            .map(MemberWeight::describe_failure)
+            .collect();
+        if !disagree.is_empty() {
+            self.record(Event::WeightFailed {
+                weight,
+                router: "group".into(),
+                error: format!("{weight}% not carried by {}", disagree.join(", ")),
+                members: Some(change.members.clone()),
+            })?;
+            return Err(self.router_stop(format!(
+                "the step to {failed}% was not confirmed by every router, and putting {weight}% back left {} at another weight: the routers disagree",
+                disagree.join(", ")
+            )));
+        }
+        self.state.weight = weight;
+        self.record(Event::WeightApplied {
+            weight,
+            router: "group".into(),
+            elapsed_ms: ms(started.elapsed()),
+            members: Some(change.members.clone()),
+            skew_ms: change.skew_ms,
+        })?;
+        let back: Vec<&str> = change
+            .members
+            .iter()
+            .filter(|m| m.confirmed)
+            .map(|m| m.name.as_str())
+            .collect();
+        let unreachable = change.failures();
+        let mut message = format!(
+            "the step to {failed}% was put back to {weight}% on {} of {} routers ({})",
+            back.len(),
+            change.members.len(),
+            back.join(", ")
+        );
+        if !unreachable.is_empty() {
+            message.push_str(&format!("; not reached: {unreachable}"));
+        }
+        self.record(Event::Note { message })?;
+        self.publish();
+        Ok(AfterChange::Input(Input::WeightReverted { weight, reason }))
     }
 
     /// Shows what each member of a group read back last.

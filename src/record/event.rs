@@ -348,10 +348,20 @@ impl Event {
                 members,
                 skew_ms,
             } => match members {
-                Some(m) => format!(
+                Some(m) if m.iter().all(|m| m.confirmed) => format!(
                     "weight {weight}% applied by all {} routers in {elapsed_ms:.2} ms (skew {:.2} ms)",
                     m.len(),
                     skew_ms.unwrap_or(0.0)
+                ),
+                Some(m) => format!(
+                    "weight {weight}% applied by {} of {} routers in {elapsed_ms:.2} ms (not reached: {})",
+                    m.iter().filter(|m| m.confirmed).count(),
+                    m.len(),
+                    m.iter()
+                        .filter(|m| !m.confirmed)
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 None => {
                     format!("weight {weight}% applied by the {router} router in {elapsed_ms:.2} ms")
