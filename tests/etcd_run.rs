@@ -3,7 +3,8 @@
 //! lives on the quorum, the run succeeds); every member stopped (the engine
 //! stops writing, holds traffic, records why, exits 5); two runs with
 //! separate state dirs on one lease (the second refused naming the first,
-//! then taking it over once the first is killed and its lease expires).
+//! then taking it over once the first, a detached engine, is killed and its
+//! lease expires).
 //!
 //! The router is a command router writing the weight to a file both runs
 //! share, so what reaches "the router" after the lease is gone shows.
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use common::etcd::EtcdCluster;
 use common::*;
+use cutover::lease::{holder_here, EtcdLease};
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -205,7 +207,8 @@ fn a_second_run_is_refused_naming_the_first_then_takes_over_after_a_kill() {
         text(&check.stdout)
     );
 
-    let mut first = headless(&first_dir);
+    // The first is a terminal run's detached engine (`cutover engine`).
+    let mut first = spawn_cutover(&first_dir, &["engine", "deploy.toml"]);
     let held = wait_for_event(&first_dir.join("state"), PATIENCE, |e| {
         e["event"] == "lock_held"
     });
@@ -260,4 +263,18 @@ fn a_second_run_is_refused_naming_the_first_then_takes_over_after_a_kill() {
     assert!(message.contains(&held["revision"].to_string()), "{message}");
     assert_fenced(&events, &second_held["revision"]);
     assert_eq!(weight_in(&weight), "100");
+
+    // A run that ended released its lease: the next one takes it at once,
+    // and no takeover is reported.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let next = runtime
+        .block_on(EtcdLease::acquire(
+            &cluster.endpoints(),
+            KEY,
+            Duration::from_secs(3),
+            holder_here("third"),
+        ))
+        .expect("the lease is free after a clean end");
+    assert!(next.taken_over().is_none(), "{:?}", next.taken_over());
+    runtime.block_on(next.release()).unwrap();
 }

@@ -308,12 +308,13 @@ pub async fn engine(args: EngineArgs) -> Exit {
         Ok(h) => h,
         Err(e) => {
             error(e);
+            if let Some(r) = release {
+                r.release().await;
+            }
             return Exit::Failed;
         }
     };
-    if let Some(r) = &release {
-        r.watch(handle.commands.clone());
-    }
+    let keeper = release.map(|r| r.keep(handle.commands.clone(), handle.snapshots.clone()));
     let (records_tx, _) = broadcast::channel(server::BACKLOG);
     let served = server::Served {
         commands: handle.commands.clone(),
@@ -343,6 +344,11 @@ pub async fn engine(args: EngineArgs) -> Exit {
             return Exit::Failed;
         }
     };
+    // The release is free for the next run as soon as this one has its
+    // outcome, while dashboards still watch it.
+    if let Some(k) = keeper {
+        let _ = k.await;
+    }
     // Dashboards see the outcome; the process (and a built-in router) stays
     // while any still watches.
     let since = Instant::now();
@@ -351,9 +357,6 @@ pub async fn engine(args: EngineArgs) -> Exit {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     serving.abort();
-    if let Some(r) = release {
-        r.release().await;
-    }
     drop(lock);
     eprintln!("journal: {}", handle.journal_path.display());
     outcome.into()

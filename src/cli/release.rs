@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use crate::config::{LockPlan, Plan};
 use crate::domain::Operator;
-use crate::engine::{Command, Commands, Fence};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::engine::{Command, Commands, Fence, Snapshot};
 use crate::lease::{holder_here, EtcdLease, HeldLease, LeaseError, LeaseOptions, LeaseState};
 
 /// Longest wait for etcd to record a clean release when the run ends (it
@@ -93,26 +96,40 @@ impl ReleaseLock {
         })
     }
 
-    /// Tells the engine at once when the lease turns lost (etcd unreachable
-    /// for the TTL less its margin, the lease gone or its key deleted): the
-    /// engine holds traffic, records why and stops.
-    pub(super) fn watch(&self, commands: Commands) {
+    /// Keeps the lease for the engine: its loss (etcd unreachable for the
+    /// TTL less its margin, the lease gone or its key deleted) is sent to the
+    /// engine at once, which holds traffic, records why and stops; once the
+    /// deployment has its outcome (or the engine is gone) the lease is
+    /// released. Await the handle before the process exits.
+    pub(super) fn keep(
+        self,
+        commands: Commands,
+        mut snapshots: watch::Receiver<Snapshot>,
+    ) -> JoinHandle<()> {
         let mut states = self.lease.subscribe();
         tokio::spawn(async move {
+            let mut told = false;
             loop {
                 let lost = match &*states.borrow_and_update() {
                     LeaseState::Lost { why } => Some(why.clone()),
                     LeaseState::Held { .. } => None,
                 };
-                if let Some(why) = lost {
+                if let (Some(why), false) = (lost, told) {
+                    told = true;
                     let _ = commands.send(Command::LockLost { why }).await;
-                    return;
                 }
-                if states.changed().await.is_err() {
-                    return;
+                tokio::select! {
+                    changed = states.changed(), if !told => {
+                        if changed.is_err() {
+                            break;
+                        }
+                    }
+                    // An error: the engine is gone.
+                    _ = snapshots.wait_for(|s| s.outcome.is_some()) => break,
                 }
             }
-        });
+            self.release().await;
+        })
     }
 
     /// Records a clean release in etcd (bounded); on failure the lease

@@ -147,15 +147,7 @@ pub async fn run(args: RunArgs) -> Exit {
             return Exit::Usage;
         }
     }
-    let exit = execute(plan, show, opts, |handle| {
-        if let Some(r) = &release {
-            r.watch(handle.commands.clone());
-        }
-    })
-    .await;
-    if let Some(r) = release {
-        r.release().await;
-    }
+    let exit = execute(plan, show, opts, release, |_| {}).await;
     drop(lock);
     exit
 }
@@ -186,11 +178,14 @@ fn ask_resume_or_abandon(open: &record::JournalRead, state_dir: &Path) -> Option
     }
 }
 
-/// Runs a plan to its end in this process and returns its outcome's exit.
+/// Runs a plan to its end in this process and returns its outcome's exit;
+/// the release lease, if any, is kept for the engine and released once the
+/// deployment has its outcome.
 async fn execute(
     plan: Plan,
     show: Presentation,
     mut opts: EngineOptions,
+    release: Option<release::ReleaseLock>,
     on_start: impl FnOnce(&EngineHandle),
 ) -> Exit {
     let interactive = show.interactive();
@@ -201,14 +196,29 @@ async fn execute(
         crate::logging::init_plain(!show.json);
     }
     opts.auto_approve = show.auto_approve;
-    let mut handle = match engine::start(plan, opts).await {
+    let handle = match engine::start(plan, opts).await {
         Ok(h) => h,
         Err(e) => {
             error(e);
+            if let Some(r) = release {
+                r.release().await;
+            }
             return Exit::Failed;
         }
     };
     on_start(&handle);
+    let keeper = release.map(|r| r.keep(handle.commands.clone(), handle.snapshots.clone()));
+    let exit = present(handle, show).await;
+    if let Some(k) = keeper {
+        // It releases the lease once the outcome is recorded (bounded).
+        let _ = k.await;
+    }
+    exit
+}
+
+/// The engine's run in the dashboard or as headless lines, to its outcome's exit.
+async fn present(mut handle: EngineHandle, show: Presentation) -> Exit {
+    let interactive = show.interactive();
     let leave = signals::spawn(handle.commands.clone(), handle.snapshots.clone());
     if interactive {
         return dashboard(handle, leave).await;
@@ -353,7 +363,7 @@ pub async fn demo(args: DemoArgs) -> Exit {
         connections: demo.router.connections.clone(),
         group: None,
     });
-    let exit = execute(demo.plan.clone(), show, opts, |handle| {
+    let exit = execute(demo.plan.clone(), show, opts, None, |handle| {
         if let (Some(f), Some(admin)) = (fault, canary_admin) {
             demo::inject_fault(f, &demo_plan, admin, handle.snapshots.clone());
         }

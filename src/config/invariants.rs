@@ -147,6 +147,21 @@ pub fn check(plan: &Plan) -> Result<(), String> {
             || "builtin source without builtin router".into(),
         )?;
     }
+    if let super::plan::LockPlan::Etcd(e) = &plan.lock {
+        ensure(
+            limits::LOCK_TTL.contains(e.ttl) && e.ttl.subsec_nanos() == 0,
+            || format!("lock ttl {:?}", e.ttl),
+        )?;
+        ensure(limits::LOCK_WAIT.contains(e.wait), || "lock wait".into())?;
+        ensure(
+            !e.endpoints.is_empty() && e.endpoints.len() <= limits::MAX_ENDPOINTS,
+            || format!("endpoints {:?}", e.endpoints),
+        )?;
+        ensure(
+            e.key.starts_with('/') && !e.key.chars().any(char::is_whitespace),
+            || format!("lock key {:?}", e.key),
+        )?;
+    }
     for s in &plan.secrets {
         ensure(s.chars().count() >= crate::redact::MIN_SECRET_LEN, || {
             "short secret".into()
