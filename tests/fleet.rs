@@ -322,3 +322,32 @@ fn a_rollback_with_a_router_dead_ends_rollback_failed_naming_it() {
         assert_eq!((canary, stable), (0, 100), "lb{n}");
     }
 }
+
+#[test]
+fn a_router_changed_by_hand_is_a_drift_naming_it() {
+    if !have_external("haproxy") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(dir.path());
+    write_plan(dir.path(), &fleet, "rollback");
+    let mut engine = engine(dir.path());
+    assert_applied_by_all(dir.path(), 10);
+    wait_gate(dir.path(), 50);
+    // Someone moves lb4 on its own: 30 against 90 is 25% to the canary.
+    fleet.members[3].command("set server app/v2 weight 30");
+    let drift = wait_for_event(&dir.path().join("state"), PATIENCE, |e| {
+        e["event"] == "weight_drift"
+    });
+    assert_eq!(
+        (drift["expected"].as_u64(), drift["router_weight"].as_u64()),
+        (Some(10), Some(25))
+    );
+    assert!(drift["detail"].as_str().unwrap().contains("lb4"), "{drift}");
+    // on_failure = "rollback": every member back to 0, stable seen serving.
+    let status = wait_exit(&mut engine, PATIENCE);
+    assert_eq!(status.code(), Some(3), "{}", describe(dir.path()));
+    for (n, canary, stable) in fleet.weights(None) {
+        assert_eq!((canary, stable), (0, 100), "lb{n}");
+    }
+}

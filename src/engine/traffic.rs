@@ -22,6 +22,26 @@ use crate::domain::{
 use crate::record::Event;
 use crate::router::group::common_weight;
 
+/// A group's read-back against the weight on record: unreadable (a member
+/// did not answer), the record's weight (every member carries it), or a
+/// drift to the first member's other weight, with that member named.
+fn group_read(members: &[MemberWeight], expected: u8) -> (Result<u8, String>, Option<String>) {
+    if members.iter().any(|m| m.weight.is_none()) {
+        return (common_weight(members), None);
+    }
+    match members.iter().find(|m| m.weight != Some(expected)) {
+        Some(m) => {
+            let w = m.weight.unwrap_or(expected);
+            let detail = format!(
+                "router {} of the group reads back {w}% on the analysis interval",
+                m.name
+            );
+            (Ok(w), Some(detail))
+        }
+        None => (Ok(expected), None),
+    }
+}
+
 /// A metric sample on its way: both tracks (or why there is none), and the
 /// router's weight read back meanwhile (`None` when not read).
 type Sampling = Pin<Box<dyn Future<Output = SampleResult> + Send>>;
@@ -144,7 +164,11 @@ impl Engine {
                     }
                     let mut inputs = vec![self.record_sample(result.pair, result.error, a.interval)?];
                     if let (Some(read), None) = (result.router_weight, &inflight) {
-                        inputs.extend(self.watch_router(read, &mut unreadable, a.failure_limit)?);
+                        let (read, detail) = match &result.members {
+                            Some(members) => group_read(members, self.state.weight),
+                            None => (read, None),
+                        };
+                        inputs.extend(self.watch_router(read, detail, &mut unreadable, a.failure_limit)?);
                     }
                     for input in inputs {
                         let decisions = canary.handle(input);
@@ -305,6 +329,7 @@ impl Engine {
     fn watch_router(
         &mut self,
         read: Result<u8, String>,
+        detail: Option<String>,
         unreadable: &mut u32,
         limit: u32,
     ) -> Result<Vec<Input>, Stop> {
@@ -315,7 +340,9 @@ impl Engine {
             }
             Ok(w) => {
                 *unreadable = 0;
-                let detail = "read back from the router on the analysis interval".to_string();
+                let detail = detail.unwrap_or_else(|| {
+                    "read back from the router on the analysis interval".to_string()
+                });
                 self.record(Event::WeightDrift {
                     expected: self.state.weight,
                     router_weight: w,
