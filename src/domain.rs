@@ -264,6 +264,8 @@ pub enum WeightSource {
     Operator,
     Rollback,
     Resume,
+    /// A group's step that not every member confirmed, put back on all.
+    Revert,
 }
 
 impl WeightSource {
@@ -273,6 +275,7 @@ impl WeightSource {
             WeightSource::Operator => "operator",
             WeightSource::Rollback => "rollback",
             WeightSource::Resume => "resume",
+            WeightSource::Revert => "revert",
         }
     }
 }
@@ -315,6 +318,39 @@ impl RollbackOutcome {
         match self {
             RollbackOutcome::Succeeded => "succeeded",
             RollbackOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// One router of a group, after a weight change (or a read): what it reads
+/// back and when it confirmed, or why not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberWeight {
+    /// The member's `name` in `[[traffic.routers]]`.
+    pub name: String,
+    /// Its kind: "haproxy", "nginx" or "command".
+    pub router: String,
+    /// The canary weight it read back (percent), when it answered.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub weight: Option<u8>,
+    /// It read back the weight asked for.
+    pub confirmed: bool,
+    /// Milliseconds from the start of the change to this member's
+    /// confirmation (set and read back).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub confirmed_ms: Option<f64>,
+    /// Why it did not confirm: its error, a timeout, or a different weight.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+impl MemberWeight {
+    /// "lb3 (haproxy: cannot connect …)" for a member that did not confirm.
+    pub fn describe_failure(&self) -> String {
+        match (&self.error, self.weight) {
+            (Some(e), _) => format!("{} ({e})", self.name),
+            (None, Some(w)) => format!("{} (reads back {w}%)", self.name),
+            (None, None) => format!("{} (no answer)", self.name),
         }
     }
 }

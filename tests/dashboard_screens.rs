@@ -84,6 +84,47 @@ fn canary_at_25_percent_with_charts() {
 }
 
 #[test]
+fn a_group_shows_each_router_s_weight_in_one_row_at_every_size() {
+    let app5 = app(fixtures::group_at_25(5, Some(3)));
+    for ((w, h), text) in screens(&app5) {
+        let row = text
+            .lines()
+            .find(|l| l.contains("routers lb1"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no member row at {w}x{h}:
+{text}"
+                )
+            });
+        for part in ["lb1 25", "lb2 25", "lb3 ✗", "lb4 25", "lb5 25"] {
+            assert!(row.contains(part), "{part} missing at {w}x{h}: {row}");
+        }
+        assert!(
+            text.contains("5 routers moved as one"),
+            "{w}x{h}:
+{text}"
+        );
+        // The figures are still there below it.
+        assert!(
+            text.contains("p99"),
+            "{w}x{h}:
+{text}"
+        );
+    }
+    // Twenty do not fit one row at 80×24: how many agree, then the odd one.
+    let app20 = app(fixtures::group_at_25(20, Some(7)));
+    let text = text_of(&screen(&app20, 80, 24));
+    let row = text
+        .lines()
+        .find(|l| l.contains("routers 19/20 at 25%"))
+        .unwrap_or_else(|| panic!("no summary row:\n{text}"));
+    assert!(row.contains("lb7 ✗"), "{row}");
+    for ((w, h), text) in screens(&app20) {
+        assert!(text.contains("lb7 ✗"), "{w}x{h}:\n{text}");
+    }
+}
+
+#[test]
 fn canary_and_stable_figures_and_their_limits_are_on_screen_at_every_size() {
     for fixture in [
         fixtures::canary_at_25(),

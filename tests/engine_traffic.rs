@@ -3,14 +3,14 @@
 //! writes. (The real routers and sources have tests of their own.)
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cutover::domain::{GateTarget, Operator, Outcome, RollbackSource, Verdict, WeightSource};
 use cutover::engine::snapshot::Gate;
-use cutover::engine::{self, Command, EngineHandle, EngineOptions};
+use cutover::engine::{self, Command, EngineHandle, EngineOptions, Fence};
 use cutover::record::Event;
 use cutover::router::{BuiltRouter, Router, RouterError};
 
@@ -42,6 +42,16 @@ async fn start(
     dir: &Path,
     traffic: &str,
     auto_approve: bool,
+) -> (EngineHandle, Arc<RecordingRouter>) {
+    start_fenced(dir, traffic, auto_approve, None).await
+}
+
+/// As [`start`], the release lock's fence given to the engine.
+async fn start_fenced(
+    dir: &Path,
+    traffic: &str,
+    auto_approve: bool,
+    fence: Option<Fence>,
 ) -> (EngineHandle, Arc<RecordingRouter>) {
     let text = format!(
         r#"[deployment]
@@ -79,11 +89,13 @@ sample = "cat metrics.json"
     });
     let mut opts = EngineOptions::new(Operator::named("tester"));
     opts.auto_approve = auto_approve;
+    opts.fence = fence;
     opts.router = Some(BuiltRouter {
         router: router.clone(),
         stats: None,
         listen: None,
         connections: None,
+        group: None,
     });
     (
         engine::start(plan, opts).await.expect("engine starts"),
@@ -348,4 +360,96 @@ async fn the_operator_slider_is_journaled_and_restarts_the_bake() {
     assert_eq!(h.task.await.unwrap(), Outcome::Interrupted);
     // Held where it was.
     assert_eq!(router.weight.load(Ordering::SeqCst), 30);
+}
+
+/// A release lock the test can take away: the fence refuses once `lost`.
+fn fence(lost: Arc<AtomicBool>) -> Fence {
+    Fence {
+        kind: "etcd".into(),
+        key: "/cutover/svc/default".into(),
+        revision: 42,
+        holder: "tester on here (pid 1, since now)".into(),
+        ttl_ms: 3000,
+        check: Arc::new(move || {
+            if lost.load(Ordering::SeqCst) {
+                Err("no keep-alive acknowledged".into())
+            } else {
+                Ok(42)
+            }
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_lock_refuses_the_next_step_before_it_is_written_and_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    set_metrics(dir.path(), HEALTHY);
+    let lost = Arc::new(AtomicBool::new(false));
+    let (mut h, router) = start_fenced(
+        dir.path(),
+        "[traffic]\nsteps = [10, 50, 100]\nbake = \"300ms\"\napproval = \"auto\"",
+        false,
+        Some(fence(lost.clone())),
+    )
+    .await;
+    let held = until_event(&mut h, LIMIT, |e| matches!(e, Event::LockHeld { .. })).await;
+    assert!(matches!(held, Event::LockHeld { revision: 42, .. }));
+    let requested = until_event(&mut h, LIMIT, |e| {
+        matches!(e, Event::WeightRequested { weight: 10, .. })
+    })
+    .await;
+    assert!(matches!(
+        requested,
+        Event::WeightRequested {
+            fence: Some(42),
+            ..
+        }
+    ));
+    until_event(&mut h, LIMIT, |e| {
+        matches!(e, Event::WeightApplied { weight: 10, .. })
+    })
+    .await;
+    // The lease goes while the step bakes; nobody tells the engine: the
+    // fence alone stops the next write.
+    lost.store(true, Ordering::SeqCst);
+    let gone = until_event(&mut h, LIMIT, |e| matches!(e, Event::LockLost { .. })).await;
+    assert!(
+        matches!(gone, Event::LockLost { ref why, revision: 42, .. } if why.contains("keep-alive"))
+    );
+    assert_eq!(h.task.await.unwrap(), Outcome::Interrupted);
+    assert_eq!(router.weight.load(Ordering::SeqCst), 10);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_after_the_lock_is_lost_writes_nothing_and_stays_resumable() {
+    let dir = tempfile::tempdir().unwrap();
+    set_metrics(dir.path(), HEALTHY);
+    let lost = Arc::new(AtomicBool::new(false));
+    let (mut h, router) = start_fenced(
+        dir.path(),
+        "[traffic]\nsteps = [10, 100]\nbake = \"1h\"\napproval = \"auto\"",
+        false,
+        Some(fence(lost.clone())),
+    )
+    .await;
+    until_event(&mut h, LIMIT, |e| {
+        matches!(e, Event::WeightApplied { weight: 10, .. })
+    })
+    .await;
+    lost.store(true, Ordering::SeqCst);
+    h.commands.send(Command::rollback_now("R")).await.unwrap();
+    until_event(&mut h, LIMIT, |e| matches!(e, Event::LockLost { .. })).await;
+    let finished = until_event(&mut h, LIMIT, |e| {
+        matches!(e, Event::DeploymentFinished { .. })
+    })
+    .await;
+    assert!(
+        matches!(finished, Event::DeploymentFinished { outcome: Outcome::Interrupted, ref reason, .. } if reason.as_deref().is_some_and(|r| r.contains("resume"))),
+        "{finished:?}"
+    );
+    assert_eq!(router.weight.load(Ordering::SeqCst), 10);
+    // The journal still has the rollback under way: a resume finishes it.
+    let read = cutover::record::reader::read(&h.journal_path).expect("journal");
+    let point = cutover::record::resume::ResumePoint::from_journal(&read).expect("a point");
+    assert!(point.rollback.is_some());
 }

@@ -178,6 +178,18 @@ fn describe(s: &Snapshot, you: &str) -> String {
             t.router
         );
     }
+    if let Some(t) = s.traffic.as_ref().filter(|t| !t.members.is_empty()) {
+        let each: Vec<String> = t
+            .members
+            .iter()
+            .map(|m| match (m.weight, &m.error) {
+                (_, Some(e)) => format!("{} unreachable ({e})", m.name),
+                (Some(w), None) => format!("{} {w}%", m.name),
+                (None, None) => format!("{} not read yet", m.name),
+            })
+            .collect();
+        let _ = writeln!(o, "routers   {}", each.join(" · "));
+    }
     if let Some(v) = s.verdict {
         let _ = writeln!(o, "verdict   {}", v.as_str());
     }

@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use super::args::{EngineArgs, Target};
 use super::control::state_dir_of;
 use super::open::{self, Opening, Wish};
-use super::{error, load, Exit};
+use super::{error, load, release, Exit};
 use crate::control::client::{self, ConnectError};
 use crate::control::{logs, server};
 use crate::engine::{self, EngineOptions};
@@ -32,9 +32,16 @@ pub fn engine_log(state_dir: &Path) -> PathBuf {
     state_dir.join("engine.log")
 }
 
-/// Starts the engine of `file` detached, waits until it listens, and
-/// attaches the dashboard to it.
-pub async fn run_detached(file: &Path, wish: Wish, auto_approve: bool, state_dir: &Path) -> Exit {
+/// Starts the engine of `file` detached, waits until it listens (up to
+/// [`ENGINE_START`] and `start_wait` more, the time it may wait for a held
+/// release lease), and attaches the dashboard to it.
+pub async fn run_detached(
+    file: &Path,
+    wish: Wish,
+    auto_approve: bool,
+    state_dir: &Path,
+    start_wait: Duration,
+) -> Exit {
     if let Err(e) = state_dir::ensure(state_dir) {
         error(e);
         return Exit::Failed;
@@ -101,7 +108,7 @@ pub async fn run_detached(file: &Path, wish: Wish, auto_approve: bool, state_dir
                 error(m);
                 return Exit::Failed;
             }
-            Err(_) if started.elapsed() < ENGINE_START => {}
+            Err(_) if started.elapsed() < ENGINE_START + start_wait => {}
             Err(e) => {
                 error(e);
                 return Exit::Failed;
@@ -282,6 +289,18 @@ pub async fn engine(args: EngineArgs) -> Exit {
             "took over the lock of {stale}, whose process is gone"
         ));
     }
+    // The release lease before anything is touched: a run elsewhere refuses this one.
+    let release = match release::acquire(&plan, &operator).await {
+        Ok(r) => r,
+        Err(e) => {
+            error(e);
+            return Exit::Failed;
+        }
+    };
+    if let Some(r) = &release {
+        opts.fence = Some(r.fence());
+        opts.notes.extend(r.takeover_note());
+    }
     let wish = match (args.resume, args.abandon) {
         (true, _) => Wish::Resume,
         (_, true) => Wish::Abandon,
@@ -327,9 +346,13 @@ pub async fn engine(args: EngineArgs) -> Exit {
         Ok(h) => h,
         Err(e) => {
             error(e);
+            if let Some(r) = release {
+                r.release().await;
+            }
             return Exit::Failed;
         }
     };
+    let keeper = release.map(|r| r.keep(handle.commands.clone(), handle.snapshots.clone()));
     let (records_tx, _) = broadcast::channel(server::BACKLOG);
     let served = server::Served {
         commands: handle.commands.clone(),
@@ -359,6 +382,11 @@ pub async fn engine(args: EngineArgs) -> Exit {
             return Exit::Failed;
         }
     };
+    // The release is free for the next run as soon as this one has its
+    // outcome, while dashboards still watch it.
+    if let Some(k) = keeper {
+        let _ = k.await;
+    }
     // Dashboards see the outcome; the process (and a built-in router) stays
     // while any still watches.
     let since = Instant::now();

@@ -7,6 +7,7 @@ mod control;
 mod detached;
 mod inspect;
 mod open;
+mod release;
 mod run;
 mod signals;
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::args::{DemoAppArgs, DemoArgs, FaultArg, Presentation, RunArgs};
 use super::open::{self, Opening, Wish};
-use super::{error, load, plan_path, signals, Exit};
+use super::{error, load, plan_path, release, signals, Exit};
 use crate::config::Plan;
 use crate::demo;
 use crate::engine::{self, Command, EngineHandle, EngineOptions, SignalKind};
@@ -102,7 +102,28 @@ pub async fn run(args: RunArgs) -> Exit {
         // the lock and makes the same decision about the open deployment.
         lock.leave_as_found();
         drop(lock);
-        return super::detached::run_detached(&path, wish, show.auto_approve, &state_dir).await;
+        let start_wait = release::start_wait(&plan);
+        return super::detached::run_detached(
+            &path,
+            wish,
+            show.auto_approve,
+            &state_dir,
+            start_wait,
+        )
+        .await;
+    }
+    // The release lease before anything is touched: a run elsewhere refuses this one.
+    let release = match release::acquire(&plan, &operator).await {
+        Ok(r) => r,
+        Err(e) => {
+            error(e);
+            lock.leave_as_found();
+            return Exit::Failed;
+        }
+    };
+    if let Some(r) = &release {
+        opts.fence = Some(r.fence());
+        opts.notes.extend(r.takeover_note());
     }
     match open::decide(open, &plan, wish, &state_dir) {
         Opening::Start => {}
@@ -120,10 +141,13 @@ pub async fn run(args: RunArgs) -> Exit {
         Opening::Refuse(message) => {
             error(message);
             lock.leave_as_found();
+            if let Some(r) = release {
+                r.release().await;
+            }
             return Exit::Usage;
         }
     }
-    let exit = execute(plan, show, opts, |_| {}).await;
+    let exit = execute(plan, show, opts, release, |_| {}).await;
     drop(lock);
     exit
 }
@@ -154,11 +178,14 @@ fn ask_resume_or_abandon(open: &record::JournalRead, state_dir: &Path) -> Option
     }
 }
 
-/// Runs a plan to its end in this process and returns its outcome's exit.
+/// Runs a plan to its end in this process and returns its outcome's exit;
+/// the release lease, if any, is kept for the engine and released once the
+/// deployment has its outcome.
 async fn execute(
     plan: Plan,
     show: Presentation,
     mut opts: EngineOptions,
+    release: Option<release::ReleaseLock>,
     on_start: impl FnOnce(&EngineHandle),
 ) -> Exit {
     let interactive = show.interactive();
@@ -169,14 +196,29 @@ async fn execute(
         crate::logging::init_plain(!show.json);
     }
     opts.auto_approve = show.auto_approve;
-    let mut handle = match engine::start(plan, opts).await {
+    let handle = match engine::start(plan, opts).await {
         Ok(h) => h,
         Err(e) => {
             error(e);
+            if let Some(r) = release {
+                r.release().await;
+            }
             return Exit::Failed;
         }
     };
     on_start(&handle);
+    let keeper = release.map(|r| r.keep(handle.commands.clone(), handle.snapshots.clone()));
+    let exit = present(handle, show).await;
+    if let Some(k) = keeper {
+        // It releases the lease once the outcome is recorded (bounded).
+        let _ = k.await;
+    }
+    exit
+}
+
+/// The engine's run in the dashboard or as headless lines, to its outcome's exit.
+async fn present(mut handle: EngineHandle, show: Presentation) -> Exit {
+    let interactive = show.interactive();
     let leave = signals::spawn(handle.commands.clone(), handle.snapshots.clone());
     if interactive {
         return dashboard(handle, leave).await;
@@ -320,8 +362,9 @@ pub async fn demo(args: DemoArgs) -> Exit {
         stats: demo.router.stats.clone(),
         listen: demo.router.listen,
         connections: demo.router.connections.clone(),
+        group: None,
     });
-    let exit = execute(demo.plan.clone(), show, opts, |handle| {
+    let exit = execute(demo.plan.clone(), show, opts, None, |handle| {
         if let (Some(f), Some(admin)) = (fault, canary_admin) {
             demo::inject_fault(f, &demo_plan, admin, handle.snapshots.clone());
         }

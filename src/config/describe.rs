@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::plan::{CheckKind, NotifyFormat, Plan, RouterPlan, SourcePlan};
+use super::plan::{CheckKind, LockPlan, NotifyFormat, Plan, RouterPlan, SourcePlan};
 
 use crate::domain::StageName;
 
@@ -44,41 +44,27 @@ impl Plan {
                             humantime::format_duration(t.unattended_after),
                             humantime::format_duration(t.step_deadline),
                         );
-                        let router = match &t.router {
-                            RouterPlan::Builtin {
-                                listen,
-                                stable,
-                                canary,
-                            } => format!(
-                                "builtin: clients on {listen}, stable {stable}, canary {canary}"
-                            ),
-                            RouterPlan::Command {
-                                set_weight,
-                                get_weight,
-                            } => format!(
-                                "command: set_weight `{set_weight}`{}",
-                                get_weight
-                                    .as_ref()
-                                    .map(|g| format!(", get_weight `{g}`"))
-                                    .unwrap_or_else(|| {
-                                        ", no get_weight (the last weight set is trusted)".into()
-                                    })
-                            ),
-                            RouterPlan::Haproxy(h) => format!(
-                                "haproxy: runtime API {}, backend {}, stable server {}, canary server {}",
-                                h.socket, h.backend, h.stable_server, h.canary_server
-                            ),
-                            RouterPlan::Nginx(n) => format!(
-                                "nginx: upstream {} in {} (stable {}, canary {}), test `{}`, reload `{}`",
-                                n.upstream,
-                                n.upstream_file.display(),
-                                n.stable,
-                                n.canary,
-                                n.test,
-                                n.reload
-                            ),
-                        };
-                        let _ = writeln!(o, "                router   {router}");
+                        match &t.router {
+                            RouterPlan::Group(members) => {
+                                let _ = writeln!(
+                                    o,
+                                    "                routers  a group of {}, moved as one (every change applied to all and read back from each)",
+                                    members.len()
+                                );
+                                for m in members {
+                                    let _ = writeln!(
+                                        o,
+                                        "                  - {}: {}",
+                                        m.name,
+                                        router_line(&m.router)
+                                    );
+                                }
+                            }
+                            single => {
+                                let _ =
+                                    writeln!(o, "                router   {}", router_line(single));
+                            }
+                        }
                         let a = &self.analysis;
                         let mut limits = Vec::new();
                         if let Some(v) = a.max_error_rate {
@@ -102,10 +88,16 @@ impl Plan {
                                 "prometheus at {url_display} (version=\"{}\" against \"{}\")",
                                 queries.canary_version, queries.stable_version
                             ),
-                            SourcePlan::Haproxy(h) => format!(
-                                "haproxy stats of {}/{} and {}/{}",
-                                h.backend, h.canary_server, h.backend, h.stable_server
-                            ),
+                            SourcePlan::Haproxy(targets) => match targets.as_slice() {
+                                [h] => format!(
+                                    "haproxy stats of {}/{} and {}/{}",
+                                    h.backend, h.canary_server, h.backend, h.stable_server
+                                ),
+                                all => format!(
+                                    "haproxy stats summed over the {} routers of the group",
+                                    all.len()
+                                ),
+                            },
                             SourcePlan::Command { sample } => format!("command `{sample}`"),
                         };
                         let _ = writeln!(
@@ -185,6 +177,25 @@ impl Plan {
                 );
             }
         }
+        let _ = match &self.lock {
+            LockPlan::File => writeln!(
+                o,
+                "  lock        file {} (one run per state dir on this machine)",
+                d.state_dir.join("lock").display()
+            ),
+            LockPlan::Etcd(e) => writeln!(
+                o,
+                "  lock        etcd lease {} on {} (ttl {}, {}); its revision fences every router write",
+                e.key,
+                e.endpoints.join(", "),
+                humantime::format_duration(e.ttl),
+                if e.wait.is_zero() {
+                    "a held lease is refused at once".to_string()
+                } else {
+                    format!("a held lease is waited for up to {}", humantime::format_duration(e.wait))
+                }
+            ),
+        };
         if let Some(n) = &self.notify {
             let _ = writeln!(
                 o,
@@ -198,5 +209,40 @@ impl Plan {
             );
         }
         self.redact(&o)
+    }
+}
+
+/// One router, as `check` prints it.
+fn router_line(router: &RouterPlan) -> String {
+    match router {
+        RouterPlan::Builtin {
+            listen,
+            stable,
+            canary,
+        } => format!("builtin: clients on {listen}, stable {stable}, canary {canary}"),
+        RouterPlan::Command {
+            set_weight,
+            get_weight,
+        } => format!(
+            "command: set_weight `{set_weight}`{}",
+            get_weight
+                .as_ref()
+                .map(|g| format!(", get_weight `{g}`"))
+                .unwrap_or_else(|| ", no get_weight (the last weight set is trusted)".into())
+        ),
+        RouterPlan::Haproxy(h) => format!(
+            "haproxy: runtime API {}, backend {}, stable server {}, canary server {}",
+            h.socket, h.backend, h.stable_server, h.canary_server
+        ),
+        RouterPlan::Nginx(n) => format!(
+            "nginx: upstream {} in {} (stable {}, canary {}), test `{}`, reload `{}`",
+            n.upstream,
+            n.upstream_file.display(),
+            n.stable,
+            n.canary,
+            n.test,
+            n.reload
+        ),
+        RouterPlan::Group(members) => format!("a group of {}", members.len()),
     }
 }

@@ -66,6 +66,7 @@ fn seeds() -> Vec<String> {
         include_str!("../../deploy.example.toml").to_string(),
         format!("{}{}", super::testing::HEAD, super::testing::TRAFFIC),
         format!("{}[traffic]\nsteps = [100]\n[traffic.router]\nkind = \"haproxy\"\nsocket = \"/s\"\nbackend = \"b\"\nstable_server = \"s\"\ncanary_server = \"c\"\n[analysis.source]\nkind = \"haproxy\"\n", super::testing::HEAD),
+        format!("{}[traffic]\nsteps = [100]\n[[traffic.routers]]\nname = \"a\"\nkind = \"haproxy\"\nsocket = \"/s\"\nbackend = \"b\"\nstable_server = \"s\"\ncanary_server = \"c\"\n[[traffic.routers]]\nname = \"b\"\nkind = \"haproxy\"\nsocket = \"/t\"\nbackend = \"b\"\nstable_server = \"s\"\ncanary_server = \"c\"\n[analysis.source]\nkind = \"haproxy\"\n[lock]\nkind = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nttl = \"10s\"\n", super::testing::HEAD),
         format!("{}[traffic]\n[traffic.router]\nkind = \"nginx\"\nupstream_file = \"u\"\nupstream = \"app\"\nstable = \"127.0.0.1:1\"\ncanary = \"127.0.0.1:2\"\n[analysis.source]\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:9090\"\nerror_rate = 'x{{version=\"$version\"}}'\nrequests = 'y{{version=\"$version\"}}'\n", super::testing::HEAD),
     ];
     for dir in ["tests/invalid_configs", "tests/config_corpus"] {
@@ -208,6 +209,9 @@ const LINES: &[&str] = &[
     "[deployment]",
     "[traffic]",
     "[traffic.router]",
+    "[[traffic.routers]]",
+    "[lock]",
+    "kind = \"etcd\"",
     "[analysis]",
     "[analysis.source]",
     "[notify]",

@@ -115,18 +115,51 @@ pub fn check(plan: &Plan) -> Result<(), String> {
             limits::UNATTENDED_AFTER.contains(t.unattended_after),
             || "unattended_after".into(),
         )?;
-        if let RouterPlan::Haproxy(h) = &t.router {
-            for n in [&h.backend, &h.stable_server, &h.canary_server] {
-                ensure(
-                    !n.is_empty() && n.chars().all(limits::is_haproxy_name_char),
-                    || format!("haproxy name {n:?}"),
-                )?;
+        let singles: Vec<&RouterPlan> = match &t.router {
+            RouterPlan::Group(members) => {
+                ensure(!members.is_empty(), || "an empty group".into())?;
+                for (i, m) in members.iter().enumerate() {
+                    ensure(!members[..i].iter().any(|o| o.name == m.name), || {
+                        format!("member name {:?} twice", m.name)
+                    })?;
+                    ensure(
+                        !matches!(m.router, RouterPlan::Builtin { .. } | RouterPlan::Group(_)),
+                        || format!("member {:?} is {}", m.name, m.router.kind()),
+                    )?;
+                }
+                members.iter().map(|m| &m.router).collect()
+            }
+            single => vec![single],
+        };
+        for r in singles {
+            if let RouterPlan::Haproxy(h) = r {
+                for n in [&h.backend, &h.stable_server, &h.canary_server] {
+                    ensure(
+                        !n.is_empty() && n.chars().all(limits::is_haproxy_name_char),
+                        || format!("haproxy name {n:?}"),
+                    )?;
+                }
             }
         }
         let builtin_router = matches!(t.router, RouterPlan::Builtin { .. });
         ensure(
             builtin_router || !matches!(a.source, SourcePlan::Builtin),
             || "builtin source without builtin router".into(),
+        )?;
+    }
+    if let super::plan::LockPlan::Etcd(e) = &plan.lock {
+        ensure(
+            limits::LOCK_TTL.contains(e.ttl) && e.ttl.subsec_nanos() == 0,
+            || format!("lock ttl {:?}", e.ttl),
+        )?;
+        ensure(limits::LOCK_WAIT.contains(e.wait), || "lock wait".into())?;
+        ensure(
+            !e.endpoints.is_empty() && e.endpoints.len() <= limits::MAX_ENDPOINTS,
+            || format!("endpoints {:?}", e.endpoints),
+        )?;
+        ensure(
+            e.key.starts_with('/') && !e.key.chars().any(char::is_whitespace),
+            || format!("lock key {:?}", e.key),
         )?;
     }
     for s in &plan.secrets {

@@ -81,6 +81,21 @@ pub const UNATTENDED_AFTER: DurationBounds = DurationBounds {
     max: secs(24 * HOUR),
 };
 
+/// `[lock] ttl`: etcd raises a lease below about 1.5 election timeouts (2 s
+/// with its defaults) and grants whole seconds; a crashed run's lease keeps
+/// the next run out for this long, so more than a few minutes only delays
+/// a takeover.
+pub const LOCK_TTL: DurationBounds = DurationBounds {
+    min: secs(2),
+    max: secs(300),
+};
+
+/// `[lock] wait`: how long a run waits for a held release lease.
+pub const LOCK_WAIT: DurationBounds = DurationBounds {
+    min: Duration::ZERO,
+    max: secs(HOUR),
+};
+
 /// `retries` per check.
 pub const RETRIES: RangeInclusive<i64> = 0..=1000;
 /// `[analysis] min_requests`.
@@ -105,6 +120,17 @@ pub const MAX_TEXT: usize = 4096;
 pub const MAX_COMMAND: usize = 64 * 1024;
 /// HAProxy backend and server names.
 pub const MAX_HAPROXY_NAME: usize = 100;
+/// A router group member's `name`: one entry of the dashboard's member row.
+pub const MAX_MEMBER_NAME: usize = 32;
+/// Routers in one group: each change opens this many connections at once
+/// (within [`MEMBER_CONCURRENCY`]).
+pub const MAX_MEMBERS: usize = 256;
+/// Group members changed at the same time; the rest wait for a slot.
+pub const MEMBER_CONCURRENCY: usize = 32;
+/// `[lock] endpoints`: etcd clusters have 3, 5 or 7 members.
+pub const MAX_ENDPOINTS: usize = 16;
+/// An etcd key.
+pub const MAX_LOCK_KEY: usize = 512;
 
 /// Characters of `service`: safe in a file name, in a URL and in a shell word.
 pub fn is_service_char(c: char) -> bool {

@@ -6,7 +6,7 @@
 //! - `load`: reading a file or text into a plan;
 //! - `raw`: the TOML as written, table by table, with spans;
 //! - `validate`: one module per section (deployment, checks, traffic,
-//!   router, analysis, notify);
+//!   router and router groups, analysis, notify, lock);
 //! - `limits`: the bounds every value keeps so that `run` can honour what
 //!   `check` accepts;
 //! - `error`: located, printable errors;
@@ -24,9 +24,9 @@ pub use error::{line_col, ConfigError, ConfigErrors};
 pub use limits::parse_duration;
 pub use load::{load, parse, parse_bytes, MAX_CONFIG_BYTES};
 pub use plan::{
-    redact, AnalysisPlan, CheckKind, CheckSpec, Deployment, HaproxyTarget, NginxConfig,
-    NotifyFormat, NotifyPlan, OperatorsPlan, Plan, PrometheusConfig, RouterKind, RouterPlan,
-    SourceKind, SourcePlan, StageKey, TrafficPlan, NOTIFY_EVENTS,
+    redact, AnalysisPlan, CheckKind, CheckSpec, Deployment, EtcdLock, GroupMember, HaproxyTarget,
+    LockPlan, NginxConfig, NotifyFormat, NotifyPlan, OperatorsPlan, Plan, PrometheusConfig,
+    RouterKind, RouterPlan, SourceKind, SourcePlan, StageKey, TrafficPlan, NOTIFY_EVENTS,
 };
 
 #[cfg(test)]

@@ -106,6 +106,20 @@ pub enum RouterPlan {
     },
     Haproxy(HaproxyTarget),
     Nginx(NginxConfig),
+    /// Several routers carrying the same service (`[[traffic.routers]]`),
+    /// moved as one: at least one member, names unique, no member built-in
+    /// (it would need a listener of its own) and none a group.
+    Group(Vec<GroupMember>),
+}
+
+/// One router of a group, by its unique `name`.
+#[derive(Debug, Clone)]
+pub struct GroupMember {
+    /// Letters, digits, '-', '_', '.'; at most [`super::limits::MAX_MEMBER_NAME`]
+    /// characters (it is shown in one row of the dashboard).
+    pub name: String,
+    /// A haproxy, nginx or command router.
+    pub router: RouterPlan,
 }
 
 impl RouterPlan {
@@ -120,21 +134,33 @@ impl RouterPlan {
             RouterPlan::Command { .. } => RouterKind::Command,
             RouterPlan::Haproxy(_) => RouterKind::Haproxy,
             RouterPlan::Nginx(_) => RouterKind::Nginx,
+            RouterPlan::Group(_) => RouterKind::Group,
+        }
+    }
+
+    /// The members of a group; empty for a single router.
+    pub fn members(&self) -> &[GroupMember] {
+        match self {
+            RouterPlan::Group(members) => members,
+            _ => &[],
         }
     }
 }
 
 /// The `[traffic.router] kind`s; each one's keys and plan are built in
-/// `validate::router`.
+/// `validate::router`. `Group` is no kind a table names: it is what
+/// `[[traffic.routers]]` makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouterKind {
     Builtin,
     Haproxy,
     Nginx,
     Command,
+    Group,
 }
 
 impl RouterKind {
+    /// The kinds a `kind = "…"` may name.
     pub const ALL: [RouterKind; 4] = [
         RouterKind::Builtin,
         RouterKind::Haproxy,
@@ -148,6 +174,7 @@ impl RouterKind {
             RouterKind::Haproxy => "haproxy",
             RouterKind::Nginx => "nginx",
             RouterKind::Command => "command",
+            RouterKind::Group => "group",
         }
     }
 }
@@ -221,8 +248,9 @@ pub enum SourcePlan {
         url_display: String,
         queries: PrometheusConfig,
     },
-    /// HAProxy's `show stat` for the router's two servers.
-    Haproxy(HaproxyTarget),
+    /// HAProxy's `show stat` for the router's two servers; with a group of
+    /// HAProxy routers, one target per member, their counters summed.
+    Haproxy(Vec<HaproxyTarget>),
     /// A command printing a JSON sample of both tracks.
     Command { sample: String },
 }
@@ -332,6 +360,44 @@ pub struct NotifyPlan {
     pub events: Vec<String>,
 }
 
+/// How runs of this release are kept to one at a time (`[lock]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LockPlan {
+    /// An exclusive `flock` on `<state_dir>/lock`: one run per state dir, on
+    /// one machine (the default).
+    #[default]
+    File,
+    /// A release lease in etcd, wherever the run starts (the state dir's
+    /// file lock is taken too).
+    Etcd(EtcdLock),
+}
+
+/// `[lock] kind = "etcd"`: where the lease is kept and how long it lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdLock {
+    /// Client URLs of etcd members (`http://host:2379`), at least one.
+    pub endpoints: Vec<String>,
+    /// The key the lease holds; default `/cutover/<service>/<environment>`
+    /// (environment `default` when none is given).
+    pub key: String,
+    /// The lease's time-to-live: whole seconds, within
+    /// [`super::limits::LOCK_TTL`]; the run stops writing to routers a
+    /// quarter of it before etcd could expire the lease.
+    pub ttl: std::time::Duration,
+    /// How long a run waits for a held lease to be released or to expire
+    /// before it is refused; zero refuses at once.
+    pub wait: std::time::Duration,
+}
+
+impl LockPlan {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LockPlan::File => "file",
+            LockPlan::Etcd(_) => "etcd",
+        }
+    }
+}
+
 /// A validated plan, ready to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -345,6 +411,8 @@ pub struct Plan {
     pub notify: Option<NotifyPlan>,
     /// Who may steer a detached deployment, and how many must approve a step.
     pub operators: OperatorsPlan,
+    /// How this run keeps others of the same release out.
+    pub lock: LockPlan,
     /// Values that came from `${env:…}` (each at least
     /// [`crate::redact::MIN_SECRET_LEN`] characters): never shown, logged or
     /// journaled.

@@ -45,11 +45,14 @@ pub struct RawConfig {
     pub traffic: Option<Located<RawTraffic>>,
     /// `[traffic.router]`.
     pub router: Option<Located<RawRouter>>,
+    /// `[[traffic.routers]]`: where the list starts, and each member.
+    pub routers: Option<(Range<usize>, Vec<Located<RawRouter>>)>,
     pub analysis: Option<Located<RawAnalysis>>,
     /// `[analysis.source]`.
     pub source: Option<Located<RawSource>>,
     pub notify: Option<Located<RawNotify>>,
     pub operators: Option<Located<RawOperators>>,
+    pub lock: Option<Located<RawLock>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +105,8 @@ pub struct RawTraffic {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRouter {
+    /// A `[[traffic.routers]]` member's name.
+    pub name: Option<S<String>>,
     pub kind: Option<S<String>>,
     pub listen: Option<S<String>>,
     pub stable: Option<S<String>>,
@@ -161,8 +166,18 @@ pub struct RawOperators {
     pub self_approval: Option<S<bool>>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLock {
+    pub kind: Option<S<String>>,
+    pub endpoints: Option<S<Vec<S<String>>>>,
+    pub key: Option<S<String>>,
+    pub ttl: Option<S<String>>,
+    pub wait: Option<S<String>>,
+}
+
 /// The top-level tables a config may have.
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "deployment",
     "artifact",
     "prepare",
@@ -176,6 +191,7 @@ const TABLES: [&str; 13] = [
     "analysis",
     "notify",
     "operators",
+    "lock",
 ];
 
 /// Reads `text` table by table; `None` when it is not TOML at all.
@@ -201,8 +217,10 @@ pub fn read(text: &str, errors: &mut Errors) -> Option<RawConfig> {
             "artifact" => raw.artifact = table(item, at, key, errors),
             "traffic" => {
                 let (item, router) = split(item, "router", text);
+                let (item, routers) = split(item, "routers", text);
                 raw.traffic = table(item, at, key, errors);
                 raw.router = router.and_then(|(r, at)| table(r, at, "traffic.router", errors));
+                raw.routers = routers.map(|(r, at)| (at.clone(), router_list(r, at, errors)));
             }
             "analysis" => {
                 let (item, source) = split(item, "source", text);
@@ -211,6 +229,7 @@ pub fn read(text: &str, errors: &mut Errors) -> Option<RawConfig> {
             }
             "notify" => raw.notify = table(item, at, key, errors),
             "operators" => raw.operators = table(item, at, key, errors),
+            "lock" => raw.lock = table(item, at, key, errors),
             _ => match stage {
                 Some(stage) => raw
                     .checks
@@ -344,6 +363,48 @@ fn check_list(
         other => errors.at(
             other.span().unwrap_or(at),
             format!("{stage} is a list of checks: write each as [[{stage}]] with name = \"…\" and run, manual, http or tcp"),
+        ),
+    }
+    out
+}
+
+/// `[[traffic.routers]]`: each member a table like `[traffic.router]`.
+fn router_list(item: Item, at: Range<usize>, errors: &mut Errors) -> Vec<Located<RawRouter>> {
+    let mut out = Vec::new();
+    let mut one = |t: InlineTable, span: Range<usize>, errors: &mut Errors| {
+        if let Some((value, dropped)) = read_table(t, errors) {
+            out.push(Located {
+                span,
+                value,
+                dropped,
+            });
+        }
+    };
+    match item {
+        Item::ArrayOfTables(list) => {
+            for t in list {
+                let span = t.span().unwrap_or(at.clone());
+                one(t.into_inline_table(), span, errors);
+            }
+        }
+        Item::Value(Value::Array(list)) => {
+            for v in list {
+                let span = v.span().unwrap_or(at.clone());
+                match v {
+                    Value::InlineTable(t) => one(t, span, errors),
+                    other => errors.at(
+                        span,
+                        format!(
+                            "each [[traffic.routers]] member is a table with a name and a kind, not {}",
+                            other.type_name()
+                        ),
+                    ),
+                }
+            }
+        }
+        other => errors.at(
+            other.span().unwrap_or(at),
+            "traffic.routers is a list of routers: write each as [[traffic.routers]] with name = \"…\" and the keys of a [traffic.router]",
         ),
     }
     out

@@ -220,7 +220,7 @@ async fn forward_commands(mut commands: mpsc::Receiver<Envelope>, mut writer: Ow
             } => (Verb::Rollback { reason }, Some(requested_at)),
             Command::HoldAndQuit { reason } => (Verb::Hold { reason }, None),
             // A dashboard's own hang-up only detaches it.
-            Command::Signal(_) | Command::Presence { .. } => continue,
+            Command::Signal(_) | Command::Presence { .. } | Command::LockLost { .. } => continue,
         };
         id += 1;
         let request = Request { id, verb, at };

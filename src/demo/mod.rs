@@ -160,6 +160,7 @@ pub async fn start(mut plan: Plan) -> color_eyre::Result<Demo> {
             stats: Some(builtin.stats()),
             listen: Some(router_addr),
             connections: Some(builtin.connections()),
+            group: None,
         },
         stable: stable_app,
         canary: Arc::new(canary_app),

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use crate::domain::{Approval, GateTarget, OnFailure, Strategy, Verdict, WeightSource};
+use crate::domain::{
+    Approval, GateTarget, OnFailure, RollbackSource, Strategy, Verdict, WeightSource,
+};
 
 /// What the traffic stage was asked to do (from the plan and the run's flags).
 #[derive(Debug, Clone)]
@@ -39,6 +41,9 @@ pub enum Input {
     },
     /// The router confirmed `weight`.
     WeightConfirmed(u8),
+    /// A group's change was not confirmed by every member, and every member
+    /// was put back to `weight` (the step before): `on_failure` applies.
+    WeightReverted { weight: u8, reason: String },
     /// One analysis sample over `interval` of time.
     Sample {
         verdict: Verdict,
@@ -70,21 +75,18 @@ pub enum Decision {
     /// Wait for the operator's approval of this gate.
     OpenGate(GateTarget),
     /// `on_failure = "pause"`: hold the weight and wait for the operator.
-    Pause {
-        reason: String,
-    },
+    Pause { reason: String },
     Rollback {
         reason: String,
+        /// The analysis (failing samples, no verdict), or a router (drift,
+        /// a group's step reverted).
+        source: RollbackSource,
     },
     /// Worth a line on screen and in the journal.
-    Warn {
-        reason: String,
-    },
+    Warn { reason: String },
     /// The step deadline passed with no verdict (journal it, then the
     /// `Pause` or `Rollback` that follows applies).
-    DeadlinePassed {
-        reason: String,
-    },
+    DeadlinePassed { reason: String },
     /// The canary carries all traffic and has baked: the stage is done.
     Done,
 }
@@ -197,6 +199,12 @@ impl Canary {
                 self.reset_step();
                 Vec::new()
             }
+            Input::WeightReverted { weight, reason } => {
+                self.pending = None;
+                self.weight = weight;
+                self.reset_step();
+                self.failure(reason, RollbackSource::Check)
+            }
             Input::Sample {
                 verdict,
                 source_failed,
@@ -208,7 +216,7 @@ impl Canary {
                     "the router applies {router_weight}% but {}% is on record: progression held",
                     self.weight
                 );
-                self.failure(reason)
+                self.failure(reason, RollbackSource::Check)
             }
             Input::Approved(target) => self.approved(target),
             Input::SetWeight(w) => {
@@ -293,21 +301,27 @@ impl Canary {
         }
         let limit = self.plan.failure_limit;
         if self.blind >= limit {
-            out.extend(self.failure(format!(
-                "the metric source failed {} samples in a row at {}%: {}",
-                self.blind,
-                self.weight,
-                reasons.join("; ")
-            )));
+            out.extend(self.failure(
+                format!(
+                    "the metric source failed {} samples in a row at {}%: {}",
+                    self.blind,
+                    self.weight,
+                    reasons.join("; ")
+                ),
+                RollbackSource::Analysis,
+            ));
             return out;
         }
         if self.failing >= limit {
-            out.extend(self.failure(format!(
-                "analysis failed {} samples in a row at {}%: {}",
-                self.failing,
-                self.weight,
-                reasons.join("; ")
-            )));
+            out.extend(self.failure(
+                format!(
+                    "analysis failed {} samples in a row at {}%: {}",
+                    self.failing,
+                    self.weight,
+                    reasons.join("; ")
+                ),
+                RollbackSource::Analysis,
+            ));
             return out;
         }
         let deadline = self.plan.step_deadline;
@@ -326,7 +340,7 @@ impl Canary {
             out.push(Decision::DeadlinePassed {
                 reason: reason.clone(),
             });
-            out.extend(self.failure(reason));
+            out.extend(self.failure(reason, RollbackSource::Analysis));
             return out;
         }
         // Warned early enough to act on: half the deadline, at most 30 s in.
@@ -353,9 +367,9 @@ impl Canary {
     }
 
     /// `on_failure`: roll back, or hold once and wait for the operator.
-    fn failure(&mut self, reason: String) -> Vec<Decision> {
+    fn failure(&mut self, reason: String, source: RollbackSource) -> Vec<Decision> {
         match self.plan.on_failure {
-            OnFailure::Rollback => vec![Decision::Rollback { reason }],
+            OnFailure::Rollback => vec![Decision::Rollback { reason, source }],
             OnFailure::Pause if self.held => Vec::new(),
             OnFailure::Pause => {
                 self.held = true;

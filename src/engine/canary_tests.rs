@@ -195,7 +195,7 @@ fn a_blind_source_counts_as_failing() {
     assert_eq!(c.handle(blind()), vec![]);
     let d = c.handle(blind());
     assert!(
-        matches!(&d[..], [Decision::Rollback { reason }] if reason.contains("metric source")),
+        matches!(&d[..], [Decision::Rollback { reason, .. }] if reason.contains("metric source")),
         "{d:?}"
     );
 }
@@ -280,7 +280,7 @@ fn drift_triggers_on_failure() {
     let mut c = at_first_step(plan(Approval::Auto, OnFailure::Rollback));
     let d = c.handle(Input::Drift { router_weight: 100 });
     assert!(
-        matches!(&d[..], [Decision::Rollback { reason }] if reason.contains("100%")),
+        matches!(&d[..], [Decision::Rollback { reason, .. }] if reason.contains("100%")),
         "{d:?}"
     );
 }
@@ -327,5 +327,54 @@ fn a_resumed_canary_carries_on_at_its_weight_or_applies_an_approved_step() {
             approved: Some(50)
         }),
         vec![apply(50, WeightSource::Resume)]
+    );
+}
+
+#[test]
+fn a_step_put_back_on_a_group_applies_on_failure_at_the_weight_before() {
+    // Rollback: the router's failure starts it, as a check's would.
+    let mut c = at_first_step(plan(Approval::Auto, OnFailure::Rollback));
+    for _ in 0..3 {
+        c.handle(sample(Verdict::Pass));
+    }
+    assert_eq!(c.pending(), Some(50));
+    let d = c.handle(Input::WeightReverted {
+        weight: 10,
+        reason: "lb3 did not confirm 50%".into(),
+    });
+    assert!(
+        matches!(&d[..], [Decision::Rollback { reason, source: RollbackSource::Check }] if reason.contains("lb3")),
+        "{d:?}"
+    );
+    assert_eq!((c.weight(), c.pending()), (10, None));
+
+    // Pause: held at the weight before, the operator decides; an approval
+    // of the hold bakes the step again before the next try.
+    let mut c = at_first_step(plan(Approval::Auto, OnFailure::Pause));
+    for _ in 0..3 {
+        c.handle(sample(Verdict::Pass));
+    }
+    let d = c.handle(Input::WeightReverted {
+        weight: 10,
+        reason: "lb3 did not confirm 50%".into(),
+    });
+    assert!(
+        matches!(
+            &d[..],
+            [Decision::Pause { .. }, Decision::OpenGate(GateTarget::Hold)]
+        ),
+        "{d:?}"
+    );
+    assert_eq!(
+        (c.weight(), c.pending(), c.baked()),
+        (10, None, Duration::ZERO)
+    );
+    assert_eq!(c.handle(Input::Approved(GateTarget::Hold)), vec![]);
+    for _ in 0..2 {
+        assert_eq!(c.handle(sample(Verdict::Pass)), vec![]);
+    }
+    assert_eq!(
+        c.handle(sample(Verdict::Pass)),
+        vec![apply(50, WeightSource::Plan)]
     );
 }

@@ -32,6 +32,10 @@ pub enum Command {
     },
     /// Hold traffic where it is, record the deployment as interrupted, stop.
     HoldAndQuit { reason: String },
+    /// The release lock (`[lock] kind = "etcd"`) could not be kept: no
+    /// router may be written any more; traffic is held, the run stops
+    /// (interrupted, resumable). Sent by whoever watches the lock.
+    LockLost { why: String },
     /// The process got a signal: a hang-up follows `[traffic] on_disconnect`,
     /// the others hold traffic and stop.
     Signal(SignalKind),
@@ -242,6 +246,7 @@ impl Engine {
                 })
             }
             Command::HoldAndQuit { reason } => Err(Stop::Hold { reason }),
+            Command::LockLost { why } => Err(self.lock_lost(why)),
             Command::Signal(sig) => self
                 .on_signal(sig)
                 .map(|e| Answer::Effect(e, String::new())),
@@ -374,7 +379,10 @@ impl Engine {
         command: &Command,
         operator: &Operator,
     ) -> Result<Option<String>, Stop> {
-        if matches!(command, Command::Signal(_) | Command::Presence { .. }) {
+        if matches!(
+            command,
+            Command::Signal(_) | Command::Presence { .. } | Command::LockLost { .. }
+        ) {
             return Ok(None);
         }
         let Err(reason) = self.plan.operators.may_steer(&operator.account) else {
@@ -387,7 +395,9 @@ impl Engine {
             Command::SetWeight(w) => format!("weight {w}%"),
             Command::Rollback { .. } => "rollback".into(),
             Command::HoldAndQuit { .. } => "hold".into(),
-            Command::Signal(_) | Command::Presence { .. } => String::new(),
+            Command::Signal(_) | Command::Presence { .. } | Command::LockLost { .. } => {
+                String::new()
+            }
         };
         self.record(Event::CommandRefused {
             command: what.clone(),

@@ -28,6 +28,7 @@ impl Engine {
             Some(point) => self.record_resumed(&point).await,
         };
         let opened = opened.and_then(|()| {
+            self.record_lock()?;
             for message in std::mem::take(&mut self.notes) {
                 self.record(Event::Note { message })?;
             }

@@ -12,12 +12,14 @@ pub mod analysis;
 mod attendance;
 pub mod canary;
 mod command;
+mod fence;
 mod lifecycle;
 mod procedure;
 mod rollback;
 pub mod snapshot;
 mod state;
 mod traffic;
+mod weights;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -30,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use command::{Command, Commands, Envelope, SignalKind};
+pub use fence::{Fence, FenceCheck};
 pub use snapshot::{Phase, Snapshot};
 
 use crate::check::CheckContext;
@@ -62,6 +65,9 @@ pub struct EngineOptions {
     /// The engine runs detached and counts attached operators
     /// (`Command::Presence`): `on_disconnect` applies when none is left.
     pub attended: bool,
+    /// The release lock (`[lock] kind = "etcd"`), checked before every
+    /// router write; its loss arrives as [`Command::LockLost`].
+    pub fence: Option<Fence>,
 }
 
 impl EngineOptions {
@@ -74,6 +80,7 @@ impl EngineOptions {
             resume: None,
             notes: Vec::new(),
             attended: false,
+            fence: None,
         }
     }
 }
@@ -161,7 +168,14 @@ pub(crate) struct Engine {
     secrets: Arc<Secrets>,
     snap_tx: watch::Sender<Snapshot>,
     commands: mpsc::Receiver<Envelope>,
+    /// The router (a group too, for reads).
     router: Option<Arc<dyn Router>>,
+    /// The same router as a group: changes go through it, member by member.
+    group: Option<Arc<crate::router::group::RouterGroup>>,
+    /// The release lock, checked before every router write.
+    fence: Option<Fence>,
+    /// The lock's loss is on record: nothing more is written to routers.
+    lock_lost: bool,
     source: Option<Arc<dyn MetricSource>>,
     ctx: CheckContext,
     /// A weight was asked of the router: a rollback must put it back.
@@ -327,6 +341,7 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
     };
     let router_listen = built.as_ref().and_then(|b| b.listen);
     let router = built.as_ref().map(|b| Arc::clone(&b.router));
+    let group = built.as_ref().and_then(|b| b.group.clone());
     let fixed = Fixed::new(
         &plan,
         &id,
@@ -357,6 +372,9 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         snap_tx,
         commands: cmd_rx,
         router: built.map(|b| b.router),
+        group,
+        fence: opts.fence,
+        lock_lost: false,
         source,
         ctx,
         traffic_touched: false,

@@ -2,6 +2,7 @@
 //! checks, then stable seen serving. "Rolled back" is claimed only when all
 //! of it is verified; anything unknown makes it `rollback_failed`, saying what.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -9,15 +10,24 @@ use chrono::{DateTime, Utc};
 use super::snapshot::Phase;
 use super::{Engine, Stop};
 use crate::domain::{
-    CheckOutcome, Operator, Outcome, RollbackOutcome, RollbackSource, StageName, StageOutcome,
-    Verdict, WeightSource,
+    CheckOutcome, MemberWeight, Operator, Outcome, RollbackOutcome, RollbackSource, StageName,
+    StageOutcome, Verdict, WeightSource,
 };
 use crate::record::Event;
+use crate::router::group::RouterGroup;
 
 /// Attempts at putting the weight back to 0 before the rollback is failed.
 const WEIGHT_ATTEMPTS: u32 = 3;
 /// Longest wait for one attempt at weight 0 (set and read back).
 const WEIGHT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why weight 0 was not confirmed.
+enum ZeroFailed {
+    /// The router (or members of the group) did not confirm it.
+    Router(String),
+    /// The release lock was lost: nothing more may be written.
+    Fenced(String),
+}
 
 /// How the verification of stable ended.
 enum StableCheck {
@@ -53,9 +63,18 @@ impl Engine {
         let weight_ms = if self.traffic_touched {
             match self.weight_to_zero(requested_at, &operator).await {
                 Ok(ms) => Some(ms),
-                Err(problem) => {
+                Err(ZeroFailed::Router(problem)) => {
                     problems.push(problem);
                     None
+                }
+                // Left as it is, the rollback is resumed once the lock can be taken.
+                Err(ZeroFailed::Fenced(why)) => {
+                    return (
+                        Outcome::Interrupted,
+                        Some(format!(
+                            "rollback interrupted before weight 0: {why}; resume to finish it"
+                        )),
+                    )
                 }
             }
         } else {
@@ -107,26 +126,36 @@ impl Engine {
         }
     }
 
-    /// Puts the canary weight to 0 and reads it back; the time from the
-    /// request (the key press) to the confirmation, in milliseconds.
+    /// Puts the canary weight to 0 and reads it back (from every member of a
+    /// group); the time from the request (the key press) to the confirmation,
+    /// in milliseconds. The release lock is checked before every attempt.
     async fn weight_to_zero(
         &mut self,
         requested_at: DateTime<Utc>,
         operator: &Operator,
-    ) -> Result<f64, String> {
+    ) -> Result<f64, ZeroFailed> {
         let Some(router) = self.router.clone() else {
-            return Err("there is no router to put back".into());
+            return Err(ZeroFailed::Router("there is no router to put back".into()));
         };
+        let fence = self
+            .fence_token()
+            .map_err(|stop| ZeroFailed::Fenced(stop_reason(&stop)))?;
         let _ = self.record(Event::WeightRequested {
             weight: 0,
             source: WeightSource::Rollback,
             operator: operator.to_string(),
             by: Some(operator.clone()),
+            fence,
         });
         self.state.requested_weight = Some(0);
         self.publish();
+        if let Some(group) = self.group.clone() {
+            return self.group_to_zero(group, requested_at).await;
+        }
         let mut last_error = String::new();
         for attempt in 1..=WEIGHT_ATTEMPTS {
+            self.fence_token()
+                .map_err(|stop| ZeroFailed::Fenced(stop_reason(&stop)))?;
             let res = tokio::time::timeout(WEIGHT_ATTEMPT_TIMEOUT, async {
                 router.set_weight(0).await?;
                 router.current_weight().await
@@ -134,19 +163,8 @@ impl Engine {
             .await;
             match res {
                 Ok(Ok(0)) => {
-                    let ms = (Utc::now() - requested_at)
-                        .num_microseconds()
-                        .map(|us| us.max(0) as f64 / 1000.0)
-                        .unwrap_or(f64::MAX);
-                    self.state.weight = 0;
-                    self.state.requested_weight = None;
-                    self.state.rollback_weight_ms = Some(ms);
-                    let _ = self.record(Event::WeightApplied {
-                        weight: 0,
-                        router: router.kind().into(),
-                        elapsed_ms: ms,
-                    });
-                    self.publish();
+                    let ms = since_ms(requested_at);
+                    self.zero_confirmed(ms, router.kind(), None, None);
                     return Ok(ms);
                 }
                 Ok(Ok(w)) => last_error = format!("the router reads back {w}%"),
@@ -168,11 +186,106 @@ impl Engine {
             weight: 0,
             router: router.kind().into(),
             error: last_error.clone(),
+            members: None,
         });
         self.publish();
-        Err(format!(
+        Err(ZeroFailed::Router(format!(
             "traffic could NOT be moved back to stable: {last_error}"
-        ))
+        )))
+    }
+
+    /// Weight 0 pushed to every member of a group that has not confirmed it
+    /// yet, up to [`WEIGHT_ATTEMPTS`] times; the members that never confirm
+    /// are named.
+    async fn group_to_zero(
+        &mut self,
+        group: Arc<RouterGroup>,
+        requested_at: DateTime<Utc>,
+    ) -> Result<f64, ZeroFailed> {
+        let first = Instant::now();
+        let mut members: Vec<MemberWeight> = Vec::new();
+        for attempt in 1..=WEIGHT_ATTEMPTS {
+            self.fence_token()
+                .map_err(|stop| ZeroFailed::Fenced(stop_reason(&stop)))?;
+            let offset = first.elapsed().as_secs_f64() * 1000.0;
+            let done: Vec<String> = members
+                .iter()
+                .filter(|m| m.confirmed)
+                .map(|m| m.name.clone())
+                .collect();
+            let change = group
+                .apply_to(0, WEIGHT_ATTEMPT_TIMEOUT, |name| {
+                    !done.iter().any(|d| d == name)
+                })
+                .await;
+            for mut m in change.members {
+                m.confirmed_ms = m.confirmed_ms.map(|t| t + offset);
+                match members.iter_mut().find(|o| o.name == m.name) {
+                    Some(o) => *o = m,
+                    None => members.push(m),
+                }
+            }
+            self.show_members(&members);
+            if members.iter().all(|m| m.confirmed) {
+                let times = members.iter().filter_map(|m| m.confirmed_ms);
+                let skew = times.clone().fold(f64::MIN, f64::max) - times.fold(f64::MAX, f64::min);
+                let ms = since_ms(requested_at);
+                self.zero_confirmed(ms, "group", Some(members), Some(skew.max(0.0)));
+                return Ok(ms);
+            }
+            let waiting: Vec<String> = members
+                .iter()
+                .filter(|m| !m.confirmed)
+                .map(MemberWeight::describe_failure)
+                .collect();
+            tracing::warn!(target: "cutover", "rollback: weight 0 not confirmed by {} (attempt {attempt})", waiting.join(", "));
+            if attempt < WEIGHT_ATTEMPTS {
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+        }
+        let failed: Vec<String> = members
+            .iter()
+            .filter(|m| !m.confirmed)
+            .map(MemberWeight::describe_failure)
+            .collect();
+        let error = format!(
+            "0% not confirmed by {} of {} routers: {}",
+            failed.len(),
+            members.len(),
+            failed.join(", ")
+        );
+        self.state.requested_weight = None;
+        let _ = self.record(Event::WeightFailed {
+            weight: 0,
+            router: "group".into(),
+            error: error.clone(),
+            members: Some(members),
+        });
+        self.publish();
+        Err(ZeroFailed::Router(format!(
+            "traffic could NOT be moved back to stable on every router: {error}"
+        )))
+    }
+
+    /// Weight 0 confirmed `ms` after the request: journaled and shown.
+    fn zero_confirmed(
+        &mut self,
+        ms: f64,
+        router: &str,
+        members: Option<Vec<MemberWeight>>,
+        skew_ms: Option<f64>,
+    ) {
+        self.state.weight = 0;
+        self.state.requested_weight = None;
+        self.state.rollback_weight_ms = Some(ms);
+        let _ = self.record(Event::WeightApplied {
+            weight: 0,
+            router: router.into(),
+            elapsed_ms: ms,
+            members,
+            skew_ms,
+        });
+        self.publish();
     }
 
     /// Runs the [[rollback]] checks; a hold (a signal) interrupts the
@@ -328,6 +441,14 @@ impl Engine {
             }
         }
     }
+}
+
+/// Milliseconds from `at` (a key press) to now; never negative.
+fn since_ms(at: DateTime<Utc>) -> f64 {
+    (Utc::now() - at)
+        .num_microseconds()
+        .map(|us| us.max(0) as f64 / 1000.0)
+        .unwrap_or(f64::MAX)
 }
 
 fn stop_reason(stop: &Stop) -> String {

@@ -3,7 +3,9 @@
 //! A `Snapshot` is a plain value sent on a `watch` channel; views never see the
 //! engine's internals and never block it.
 
-use crate::domain::{GateTarget, OnFailure, Outcome, StageName, Strategy, TrackPair, Verdict};
+use crate::domain::{
+    GateTarget, MemberWeight, OnFailure, Outcome, StageName, Strategy, TrackPair, Verdict,
+};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -157,6 +159,11 @@ pub struct TrafficView {
     /// What reaching `failure_limit` does.
     #[serde(default = "default_on_failure")]
     pub on_failure: OnFailure,
+    /// A group of routers (`[[traffic.routers]]`): each member as it last
+    /// confirmed or read back (`weight` `None` until it answered); empty for
+    /// a single router.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberWeight>,
 }
 
 fn default_on_failure() -> OnFailure {

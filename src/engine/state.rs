@@ -11,7 +11,7 @@ use super::snapshot::{
     Thresholds, TrafficView,
 };
 use crate::config::Plan;
-use crate::domain::{Approval, Outcome, StageName, Verdict};
+use crate::domain::{Approval, MemberWeight, Outcome, StageName, Verdict};
 
 /// How many analysis samples are kept for the charts.
 pub(crate) const SAMPLES_KEPT: usize = 600;
@@ -63,6 +63,8 @@ pub(crate) struct State {
     pub rollback_weight_ms: Option<f64>,
     pub outcome: Option<Outcome>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// A group's members as they last confirmed or read back.
+    pub members: Vec<MemberWeight>,
 }
 
 impl State {
@@ -111,6 +113,19 @@ impl State {
             rollback_weight_ms: None,
             outcome: None,
             finished_at: None,
+            members: plan
+                .traffic
+                .iter()
+                .flat_map(|t| t.router.members())
+                .map(|m| MemberWeight {
+                    name: m.name.clone(),
+                    router: m.router.kind().to_string(),
+                    weight: None,
+                    confirmed: false,
+                    confirmed_ms: None,
+                    error: None,
+                })
+                .collect(),
         }
     }
 
@@ -153,6 +168,7 @@ impl State {
             t.baked = self.canary.baked;
             t.failing = self.canary.failing;
             t.rollback_weight_ms = self.rollback_weight_ms;
+            t.members.clone_from(&self.members);
             t
         });
         Snapshot {
@@ -205,6 +221,7 @@ impl Fixed {
             failing: (0, plan.analysis.failure_limit),
             approval_manual: t.approval == Approval::Manual,
             on_failure: t.on_failure,
+            members: Vec::new(),
         });
         Fixed {
             deployment_id: id.to_string(),

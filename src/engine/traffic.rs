@@ -6,8 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 
@@ -15,15 +14,33 @@ use super::analysis::judge_at;
 use super::canary::{Canary, CanaryPlan, Decision, Input};
 use super::command::Effect;
 use super::snapshot::{AnalysisPoint, Gate};
+use super::weights::{AfterChange, InFlight, Purpose, ROUTER_TIMEOUT};
 use super::{Engine, Stop};
 use crate::domain::{
-    GateTarget, Operator, RollbackSource, StageName, StageOutcome, TrackPair, Verdict, WeightSource,
+    GateTarget, MemberWeight, Operator, StageName, StageOutcome, TrackPair, Verdict, WeightSource,
 };
 use crate::record::Event;
-use crate::router::Router;
+use crate::router::group::common_weight;
 
-/// Longest wait for a router to apply and confirm a weight.
-const ROUTER_TIMEOUT: Duration = Duration::from_secs(30);
+/// A group's read-back against the weight on record: unreadable (a member
+/// did not answer), the record's weight (every member carries it), or a
+/// drift to the first member's other weight, with that member named.
+fn group_read(members: &[MemberWeight], expected: u8) -> (Result<u8, String>, Option<String>) {
+    if members.iter().any(|m| m.weight.is_none()) {
+        return (common_weight(members), None);
+    }
+    match members.iter().find(|m| m.weight != Some(expected)) {
+        Some(m) => {
+            let w = m.weight.unwrap_or(expected);
+            let detail = format!(
+                "router {} of the group reads back {w}% on the analysis interval",
+                m.name
+            );
+            (Ok(w), Some(detail))
+        }
+        None => (Ok(expected), None),
+    }
+}
 
 /// A metric sample on its way: both tracks (or why there is none), and the
 /// router's weight read back meanwhile (`None` when not read).
@@ -33,34 +50,8 @@ pub(crate) struct SampleResult {
     pub pair: TrackPair,
     pub error: Option<String>,
     pub router_weight: Option<Result<u8, String>>,
-}
-
-/// A weight change on its way: the router's read-back after setting it.
-type WeightChange = Pin<Box<dyn Future<Output = Result<u8, String>> + Send>>;
-
-/// Sets `weight` and reads it back, bounded by [`ROUTER_TIMEOUT`].
-fn set_and_read(router: Arc<dyn Router>, weight: u8) -> WeightChange {
-    Box::pin(async move {
-        let applied = tokio::time::timeout(ROUTER_TIMEOUT, async {
-            router.set_weight(weight).await.map_err(|e| e.to_string())?;
-            router.current_weight().await.map_err(|e| e.to_string())
-        })
-        .await;
-        match applied {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "no answer within {}",
-                humantime::format_duration(ROUTER_TIMEOUT)
-            )),
-        }
-    })
-}
-
-/// The weight change in flight, with what the journal needs of it.
-struct InFlight {
-    weight: u8,
-    started: Instant,
-    change: WeightChange,
+    /// A group's members, each as read back meanwhile.
+    pub members: Option<Vec<MemberWeight>>,
 }
 
 impl Engine {
@@ -143,7 +134,13 @@ impl Engine {
                     }
                 }, if inflight.is_some() => {
                     let Some(f) = inflight.take() else { continue };
-                    Some(self.weight_result(f, result)?)
+                    match self.weight_result(f, result)? {
+                        AfterChange::Input(input) => Some(input),
+                        AfterChange::Start(revert) => {
+                            inflight = Some(revert);
+                            None
+                        }
+                    }
                 }
                 () = tokio::time::sleep_until(next_sample), if sampling.is_none() => {
                     next_sample += a.interval;
@@ -162,9 +159,16 @@ impl Engine {
                     }
                 }, if sampling.is_some() => {
                     sampling = None;
+                    if let (Some(members), None) = (&result.members, &inflight) {
+                        self.show_members(members);
+                    }
                     let mut inputs = vec![self.record_sample(result.pair, result.error, a.interval)?];
                     if let (Some(read), None) = (result.router_weight, &inflight) {
-                        inputs.extend(self.watch_router(read, &mut unreadable, a.failure_limit)?);
+                        let (read, detail) = match &result.members {
+                            Some(members) => group_read(members, self.state.weight),
+                            None => (read, None),
+                        };
+                        inputs.extend(self.watch_router(read, detail, &mut unreadable, a.failure_limit)?);
                     }
                     for input in inputs {
                         let decisions = canary.handle(input);
@@ -212,15 +216,6 @@ impl Engine {
         }
     }
 
-    fn router_stop(&self, reason: String) -> Stop {
-        Stop::Rollback {
-            reason,
-            source: RollbackSource::Check,
-            operator: self.operator.clone(),
-            requested_at: Utc::now(),
-        }
-    }
-
     /// Carries out the canary's decisions, in order.
     fn carry_out(
         &mut self,
@@ -255,17 +250,18 @@ impl Engine {
                             .unwrap_or_else(|| self.operator.clone()),
                         _ => self.operator.clone(),
                     };
-                    *inflight = Some(self.request_weight(weight, source, &operator)?);
+                    *inflight =
+                        Some(self.request_weight(weight, source, &operator, Purpose::Step)?);
                 }
                 Decision::OpenGate(target) => self.open_gate(target),
                 Decision::Pause { reason } => {
                     self.state.message = Some(reason.clone());
                     self.set_paused(true, super::command::Who::Engine("analysis"), &reason)?;
                 }
-                Decision::Rollback { reason } => {
+                Decision::Rollback { reason, source } => {
                     return Err(Stop::Rollback {
                         reason,
-                        source: RollbackSource::Analysis,
+                        source,
                         operator: self.operator.clone(),
                         requested_at: Utc::now(),
                     })
@@ -330,101 +326,12 @@ impl Engine {
         self.publish();
     }
 
-    /// Journals a weight request and starts the router call.
-    fn request_weight(
-        &mut self,
-        weight: u8,
-        source: WeightSource,
-        operator: &Operator,
-    ) -> Result<InFlight, Stop> {
-        self.record(Event::WeightRequested {
-            weight,
-            source,
-            operator: operator.to_string(),
-            by: Some(operator.clone()),
-        })?;
-        self.state.requested_weight = Some(weight);
-        self.publish();
-        let change: WeightChange = match self.router.clone() {
-            Some(router) => set_and_read(router, weight),
-            None => Box::pin(async move { Ok(weight) }),
-        };
-        Ok(InFlight {
-            weight,
-            started: Instant::now(),
-            change,
-        })
-    }
-
-    /// A weight change came back: confirmed, or the rollback starts.
-    fn weight_result(&mut self, f: InFlight, result: Result<u8, String>) -> Result<Input, Stop> {
-        self.state.requested_weight = None;
-        let kind = self.router.as_ref().map(|r| r.kind()).unwrap_or("none");
-        let error = match result {
-            Ok(w) if w == f.weight => {
-                self.state.weight = w;
-                self.record(Event::WeightApplied {
-                    weight: w,
-                    router: kind.into(),
-                    elapsed_ms: f.started.elapsed().as_secs_f64() * 1000.0,
-                })?;
-                self.publish();
-                return Ok(Input::WeightConfirmed(w));
-            }
-            Ok(w) => format!("asked for {}% but the router reads back {w}%", f.weight),
-            Err(e) => e,
-        };
-        self.record(Event::WeightFailed {
-            weight: f.weight,
-            router: kind.into(),
-            error: error.clone(),
-        })?;
-        self.publish();
-        Err(self.router_stop(format!(
-            "the {kind} router could not apply {}%: {error}",
-            f.weight
-        )))
-    }
-
-    /// A weight change dropped because the deployment stopped (`R`).
-    fn abandon_weight(&mut self, weight: u8, stop: &Stop) {
-        self.state.requested_weight = None;
-        let kind = self.router.as_ref().map(|r| r.kind()).unwrap_or("none");
-        let why = match stop {
-            Stop::Rollback { .. } => "abandoned: a rollback was requested",
-            Stop::Hold { .. } => "abandoned: the deployment is holding",
-            Stop::JournalFailed(_) => "abandoned: the journal failed",
-        };
-        let _ = self.record(Event::WeightFailed {
-            weight,
-            router: kind.into(),
-            error: why.into(),
-        });
-    }
-
-    /// Sets a weight outside the traffic loop (resume), `R` still preempting.
-    pub(crate) async fn apply_weight_now(
-        &mut self,
-        weight: u8,
-        source: WeightSource,
-    ) -> Result<(), Stop> {
-        let operator = self.operator.clone();
-        let mut f = self.request_weight(weight, source, &operator)?;
-        let change = std::mem::replace(&mut f.change, Box::pin(async { Err(String::new()) }));
-        match self.until(change).await {
-            Ok(result) => self.weight_result(f, result).map(|_| ()),
-            Err(stop) => {
-                self.abandon_weight(weight, &stop);
-                Err(stop)
-            }
-        }
-    }
-
     /// Compares the router's read-back with the record: a drift is journaled,
     /// shown, and fed to the canary (which holds and applies `on_failure`).
     fn watch_router(
         &mut self,
         read: Result<u8, String>,
+        detail: Option<String>,
         unreadable: &mut u32,
         limit: u32,
     ) -> Result<Vec<Input>, Stop> {
@@ -435,7 +342,9 @@ impl Engine {
             }
             Ok(w) => {
                 *unreadable = 0;
-                let detail = "read back from the router on the analysis interval".to_string();
+                let detail = detail.unwrap_or_else(|| {
+                    "read back from the router on the analysis interval".to_string()
+                });
                 self.record(Event::WeightDrift {
                     expected: self.state.weight,
                     router_weight: w,
@@ -512,6 +421,7 @@ impl Engine {
     pub(crate) fn sampler(&self, window: Duration, read_back: bool) -> Sampling {
         let source = self.source.clone();
         let router = self.router.clone().filter(|_| read_back);
+        let group = self.group.clone().filter(|_| read_back);
         let limit = self.plan.analysis.interval.max(Duration::from_secs(2));
         Box::pin(async move {
             let sample = async {
@@ -531,23 +441,29 @@ impl Engine {
                     ),
                 }
             };
+            let no_weight = || format!("no weight within {}", humantime::format_duration(limit));
             let read = async {
-                let router = router?;
-                Some(
-                    match tokio::time::timeout(limit, router.current_weight()).await {
-                        Ok(r) => r.map_err(|e| e.to_string()),
-                        Err(_) => Err(format!(
-                            "no weight within {}",
-                            humantime::format_duration(limit)
-                        )),
-                    },
-                )
+                if let Some(group) = group {
+                    return match tokio::time::timeout(limit, group.read()).await {
+                        Ok(members) => (Some(common_weight(&members)), Some(members)),
+                        Err(_) => (Some(Err(no_weight())), None),
+                    };
+                }
+                let Some(router) = router else {
+                    return (None, None);
+                };
+                let read = match tokio::time::timeout(limit, router.current_weight()).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(no_weight()),
+                };
+                (Some(read), None)
             };
-            let ((pair, error), router_weight) = tokio::join!(sample, read);
+            let ((pair, error), (router_weight, members)) = tokio::join!(sample, read);
             SampleResult {
                 pair,
                 error,
                 router_weight,
+                members,
             }
         })
     }

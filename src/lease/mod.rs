@@ -435,6 +435,14 @@ impl HeldLease {
         self.shared.check()
     }
 
+    /// The same check as [`HeldLease::ensure_held`], as a function that
+    /// shares this lease's state and outlives the borrow: for a writer that
+    /// keeps it apart from the handle (the engine's fence).
+    pub fn checker(&self) -> impl Fn() -> Result<i64, LeaseError> + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move || shared.check()
+    }
+
     /// Releases the lease: records a clean release for the next holder, then
     /// revokes the lease (deleting the key) in etcd.
     ///

@@ -5,6 +5,11 @@
 //! time since the previous one (the analysis `window` does not apply), and
 //! only `p50_ms` is filled, with the average response time (`rtime`, over the
 //! server's last 1024 requests).
+//!
+//! With a group of HAProxy routers, every member's stats socket is read and
+//! the counts are summed (the response time is the members' average,
+//! weighted by their requests); a member that cannot be read makes the
+//! sample fail, naming it, rather than judge part of the traffic.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -72,27 +77,74 @@ fn delta(previous: Option<Counters>, now: Counters) -> TrackSample {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Baseline {
     canary: Option<Counters>,
     stable: Option<Counters>,
 }
 
-pub struct HaproxySource {
+/// Sums the tracks of several members: counts add up, the error rate is
+/// recomputed, the average time is weighted by requests.
+fn sum(samples: &[TrackSample]) -> TrackSample {
+    let requests: u64 = samples.iter().map(|s| s.requests).sum();
+    let errors: u64 = samples.iter().map(|s| s.errors).sum();
+    let has_data = requests > 0;
+    let timed: Vec<(f64, f64)> = samples
+        .iter()
+        .filter_map(|s| Some((s.p50_ms?, s.requests as f64)))
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    let weight: f64 = timed.iter().map(|(_, n)| n).sum();
+    let p50_ms =
+        (has_data && weight > 0.0).then(|| timed.iter().map(|(t, n)| t * n).sum::<f64>() / weight);
+    TrackSample {
+        requests,
+        errors,
+        error_rate: has_data.then(|| errors as f64 / requests as f64),
+        p50_ms,
+        p95_ms: None,
+        p99_ms: None,
+    }
+}
+
+/// One member's stats socket and its two servers.
+struct Member {
     target: HaproxyTarget,
     api: RuntimeApi,
-    last: Mutex<Baseline>,
+}
+
+pub struct HaproxySource {
+    members: Vec<Member>,
+    last: Mutex<Vec<Baseline>>,
 }
 
 impl HaproxySource {
+    /// One HAProxy's stats.
     pub fn new(target: HaproxyTarget) -> Self {
-        let api = RuntimeApi::new(&target.socket);
-        HaproxySource {
-            target,
-            api,
-            last: Mutex::new(Baseline::default()),
-        }
+        Self::summing(vec![target])
     }
+
+    /// The stats of every target, summed (a group of HAProxy routers).
+    pub fn summing(targets: Vec<HaproxyTarget>) -> Self {
+        let members: Vec<Member> = targets
+            .into_iter()
+            .map(|target| Member {
+                api: RuntimeApi::new(&target.socket),
+                target,
+            })
+            .collect();
+        let last = Mutex::new(vec![Baseline::default(); members.len()]);
+        HaproxySource { members, last }
+    }
+}
+
+/// Reads one member's canary and stable counters.
+async fn read(m: &Member) -> Result<(Counters, Counters), String> {
+    let stat = m.api.send("show stat").await.map_err(|e| e.to_string())?;
+    let t = &m.target;
+    let canary = server_counters(&stat, &t.backend, &t.canary_server)?;
+    let stable = server_counters(&stat, &t.backend, &t.stable_server)?;
+    Ok((canary, stable))
 }
 
 #[async_trait]
@@ -102,28 +154,45 @@ impl MetricSource for HaproxySource {
     }
 
     async fn sample(&self, _window: Duration) -> Result<TrackPair, MetricError> {
-        let stat = self
-            .api
-            .send("show stat")
-            .await
-            .map_err(|e| MetricError::new("haproxy", e.to_string()))?;
-        let t = &self.target;
-        let read = |server: &str| {
-            server_counters(&stat, &t.backend, server).map_err(|e| MetricError::new("haproxy", e))
-        };
-        let canary = read(&t.canary_server)?;
-        let stable = read(&t.stable_server)?;
+        let reads = futures::future::join_all(self.members.iter().map(read)).await;
+        let mut now = Vec::with_capacity(reads.len());
+        let mut failed = Vec::new();
+        for (m, r) in self.members.iter().zip(reads) {
+            match r {
+                Ok(c) => now.push(c),
+                Err(e) if self.members.len() == 1 => return Err(MetricError::new("haproxy", e)),
+                Err(e) => failed.push(format!("{} ({e})", m.target.socket)),
+            }
+        }
+        if !failed.is_empty() {
+            return Err(MetricError::new(
+                "haproxy",
+                format!(
+                    "{} of {} HAProxy routers could not be read, so the sum would miss their traffic: {}",
+                    failed.len(),
+                    self.members.len(),
+                    failed.join("; ")
+                ),
+            ));
+        }
         let mut last = self
             .last
             .lock()
             .map_err(|_| MetricError::new("haproxy", "sample state poisoned"))?;
-        let pair = TrackPair {
-            canary: delta(last.canary, canary),
-            stable: delta(last.stable, stable),
-        };
-        last.canary = Some(canary);
-        last.stable = Some(stable);
-        Ok(pair)
+        let mut canary = Vec::with_capacity(now.len());
+        let mut stable = Vec::with_capacity(now.len());
+        for (base, (c, s)) in last.iter_mut().zip(now) {
+            canary.push(delta(base.canary, c));
+            stable.push(delta(base.stable, s));
+            *base = Baseline {
+                canary: Some(c),
+                stable: Some(s),
+            };
+        }
+        Ok(TrackPair {
+            canary: sum(&canary),
+            stable: sum(&stable),
+        })
     }
 }
 
@@ -172,6 +241,25 @@ other,v2,0,5,5,5,1,,\n";
             errors,
             rtime_ms: Some(5.0),
         }
+    }
+
+    #[test]
+    fn members_sum_their_counts_and_weight_their_times() {
+        let a = delta(Some(c(100, 1)), c(150, 6));
+        let b = TrackSample {
+            requests: 150,
+            errors: 0,
+            error_rate: Some(0.0),
+            p50_ms: Some(10.0),
+            p95_ms: None,
+            p99_ms: None,
+        };
+        let s = sum(&[a, b, TrackSample::default()]);
+        assert_eq!((s.requests, s.errors), (200, 5));
+        assert_eq!(s.error_rate, Some(0.025));
+        // (5 ms × 50 + 10 ms × 150) / 200.
+        assert_eq!(s.p50_ms, Some(8.75));
+        assert_eq!(sum(&[TrackSample::default()]), TrackSample::default());
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn build(
         SourcePlan::Prometheus { queries, .. } => {
             Arc::new(prometheus::PrometheusSource::new(queries.clone()))
         }
-        SourcePlan::Haproxy(target) => Arc::new(haproxy::HaproxySource::new(target.clone())),
+        SourcePlan::Haproxy(targets) => Arc::new(haproxy::HaproxySource::summing(targets.clone())),
         SourcePlan::Command { sample } => {
             Arc::new(command::CommandSource::new(sample.clone(), ctx))
         }

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    CheckOutcome, GateTarget, Operator, Outcome, RollbackOutcome, RollbackSource, StageName,
-    StageOutcome, Strategy, TrackSample, Verdict, WeightSource,
+    CheckOutcome, GateTarget, MemberWeight, Operator, Outcome, RollbackOutcome, RollbackSource,
+    StageName, StageOutcome, Strategy, TrackSample, Verdict, WeightSource,
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,17 +76,49 @@ pub enum Event {
         /// Who, as the kernel named them (account, uid, SSH client, key).
         #[serde(skip_serializing_if = "Option::is_none", default)]
         by: Option<Operator>,
+        /// The release lease's fencing token (its etcd revision) under
+        /// which the routers are written; absent with the file lock.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        fence: Option<i64>,
     },
     WeightApplied {
         weight: u8,
         router: String,
         /// From the request to the router confirming it.
         elapsed_ms: f64,
+        /// A group: what each member read back, and when it confirmed.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        members: Option<Vec<MemberWeight>>,
+        /// A group: milliseconds from the first member's confirmation to
+        /// the last one's.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        skew_ms: Option<f64>,
     },
     WeightFailed {
         weight: u8,
         router: String,
         error: String,
+        /// A group: what each member read back, or why it did not confirm.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        members: Option<Vec<MemberWeight>>,
+    },
+    /// The release lease this run holds (`[lock] kind = "etcd"`).
+    LockHeld {
+        kind: String,
+        key: String,
+        /// The fencing token: the key's create revision in etcd. Every
+        /// later holder of the key has a larger one.
+        revision: i64,
+        /// This run, as the lease records it (account, host, pid, since).
+        holder: String,
+        /// The TTL etcd granted, in milliseconds.
+        ttl_ms: u64,
+    },
+    /// The release lease could not be kept: no router is written after this.
+    LockLost {
+        key: String,
+        revision: i64,
+        why: String,
     },
     Analysis {
         weight: u8,
@@ -234,6 +266,8 @@ impl Event {
             Event::WeightRequested { .. } => "weight_requested",
             Event::WeightApplied { .. } => "weight_applied",
             Event::WeightFailed { .. } => "weight_failed",
+            Event::LockHeld { .. } => "lock_held",
+            Event::LockLost { .. } => "lock_lost",
             Event::Analysis { .. } => "analysis",
             Event::Paused { .. } => "paused",
             Event::Resumed { .. } => "resumed",
@@ -339,12 +373,44 @@ impl Event {
                 weight,
                 router,
                 elapsed_ms,
-            } => format!("weight {weight}% applied by the {router} router in {elapsed_ms:.2} ms"),
+                members,
+                skew_ms,
+            } => match members {
+                Some(m) if m.iter().all(|m| m.confirmed) => format!(
+                    "weight {weight}% applied by all {} routers in {elapsed_ms:.2} ms (skew {:.2} ms)",
+                    m.len(),
+                    skew_ms.unwrap_or(0.0)
+                ),
+                Some(m) => format!(
+                    "weight {weight}% applied by {} of {} routers in {elapsed_ms:.2} ms (not reached: {})",
+                    m.iter().filter(|m| m.confirmed).count(),
+                    m.len(),
+                    m.iter()
+                        .filter(|m| !m.confirmed)
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => {
+                    format!("weight {weight}% applied by the {router} router in {elapsed_ms:.2} ms")
+                }
+            },
             Event::WeightFailed {
-                weight,
-                router,
-                error,
+                weight, router, error, ..
             } => format!("weight {weight}% NOT applied by the {router} router: {error}"),
+            Event::LockHeld {
+                kind,
+                key,
+                revision,
+                holder,
+                ttl_ms,
+            } => format!(
+                "{kind} release lease {key} held by {holder} (fencing token {revision}, ttl {} s)",
+                ttl_ms / 1000
+            ),
+            Event::LockLost { key, revision, why } => format!(
+                "RELEASE LEASE LOST: {key} (fencing token {revision}): {why}; no router is changed from here on"
+            ),
             Event::Analysis {
                 weight,
                 canary,

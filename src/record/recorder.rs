@@ -99,6 +99,7 @@ fn log(event: &Event) {
     match event {
         Event::RollbackStarted { .. }
         | Event::WeightFailed { .. }
+        | Event::LockLost { .. }
         | Event::WeightDrift { .. }
         | Event::StepDeadline { .. }
         | Event::ApprovalRefused { .. }

@@ -268,7 +268,8 @@ impl Story {
                 | Event::Warning { .. }
                 | Event::StepDeadline { .. }
                 | Event::OrphanStopped { .. }
-                | Event::WeightFailed { .. } => {
+                | Event::WeightFailed { .. }
+                | Event::LockLost { .. } => {
                     st.warnings
                         .push(format!("{}  {}", rfc3339(ts), entry.event.describe()));
                 }

@@ -1,10 +1,13 @@
 //! Routers: what moves traffic between the stable and the canary version.
 //!
-//! The engine only sees the [`Router`] trait; each implementation is one file.
+//! The engine sees the [`Router`] trait; each implementation is one file. A
+//! group of routers (`group.rs`) is a [`Router`] for reads, and the engine
+//! drives its changes through [`group::RouterGroup`] to see each member.
 
 pub mod builtin;
 pub mod command;
 pub mod connections;
+pub mod group;
 pub mod haproxy;
 pub mod nginx;
 pub mod serve;
@@ -59,6 +62,9 @@ pub struct BuiltRouter {
     /// The built-in router's client connection counters: refused at the
     /// cap, closed by each timeout (built-in router only).
     pub connections: Option<Arc<ConnectionCounters>>,
+    /// The same router as a group, when the plan names several
+    /// (`[[traffic.routers]]`): changes go through it, member by member.
+    pub group: Option<Arc<group::RouterGroup>>,
 }
 
 /// Builds the router the plan names. The built-in router binds its listener here.
@@ -87,32 +93,57 @@ pub async fn build(
                 stats: Some(stats),
                 listen: Some(listen),
                 connections: Some(connections),
+                group: None,
             })
         }
+        RouterPlan::Group(members) => {
+            let mut built = Vec::with_capacity(members.len());
+            for m in members {
+                built.push(group::Member {
+                    name: m.name.clone(),
+                    router: build_member(&m.router, ctx.clone())?,
+                });
+            }
+            let g = Arc::new(group::RouterGroup::new(built));
+            Ok(BuiltRouter {
+                router: g.clone(),
+                stats: None,
+                listen: None,
+                connections: None,
+                group: Some(g),
+            })
+        }
+        other => Ok(BuiltRouter {
+            router: build_member(other, ctx)?,
+            stats: None,
+            listen: None,
+            connections: None,
+            group: None,
+        }),
+    }
+}
+
+/// A router that needs no listener of its own: haproxy, nginx or command
+/// (what a group may hold).
+fn build_member(
+    plan: &crate::config::RouterPlan,
+    ctx: crate::check::CheckContext,
+) -> Result<Arc<dyn Router>, RouterError> {
+    use crate::config::RouterPlan;
+    match plan {
         RouterPlan::Command {
             set_weight,
             get_weight,
-        } => Ok(BuiltRouter {
-            router: Arc::new(command::CommandRouter::new(
-                set_weight.clone(),
-                get_weight.clone(),
-                ctx,
-            )),
-            stats: None,
-            listen: None,
-            connections: None,
-        }),
-        RouterPlan::Haproxy(target) => Ok(BuiltRouter {
-            router: Arc::new(haproxy::HaproxyRouter::new(target.clone())),
-            stats: None,
-            listen: None,
-            connections: None,
-        }),
-        RouterPlan::Nginx(cfg) => Ok(BuiltRouter {
-            router: Arc::new(nginx::NginxRouter::new(cfg.clone(), ctx)),
-            stats: None,
-            listen: None,
-            connections: None,
-        }),
+        } => Ok(Arc::new(command::CommandRouter::new(
+            set_weight.clone(),
+            get_weight.clone(),
+            ctx,
+        ))),
+        RouterPlan::Haproxy(target) => Ok(Arc::new(haproxy::HaproxyRouter::new(target.clone()))),
+        RouterPlan::Nginx(cfg) => Ok(Arc::new(nginx::NginxRouter::new(cfg.clone(), ctx))),
+        RouterPlan::Builtin { .. } | RouterPlan::Group(_) => Err(RouterError::new(
+            plan.kind(),
+            "a group holds haproxy, nginx and command routers only",
+        )),
     }
 }

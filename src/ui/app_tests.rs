@@ -64,6 +64,7 @@ fn snapshot() -> Snapshot {
             failing: (0, 3),
             approval_manual: true,
             on_failure: crate::domain::OnFailure::Rollback,
+            members: Vec::new(),
         }),
         samples: Vec::new(),
         thresholds: Thresholds::default(),

@@ -43,6 +43,12 @@ impl ScreenLayout {
     /// `None` when the terminal is smaller than 80×24. The header takes
     /// `header_height` rows (3, or 4 with two banner lines).
     pub fn for_area(area: Rect, header_height: u16) -> Option<ScreenLayout> {
+        ScreenLayout::for_area_with(area, header_height, false)
+    }
+
+    /// As [`ScreenLayout::for_area`]; `members` gives the traffic pane a row
+    /// for a group's routers.
+    pub fn for_area_with(area: Rect, header_height: u16, members: bool) -> Option<ScreenLayout> {
         if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
             return None;
         }
@@ -62,7 +68,7 @@ impl ScreenLayout {
                 .areas(body);
         let [charts, traffic] = Layout::vertical([
             Constraint::Min(6),
-            Constraint::Length(traffic::height(body.height)),
+            Constraint::Length(traffic::height(body.height, members)),
         ])
         .areas(right);
         let [error_chart, latency_chart] =
@@ -82,7 +88,12 @@ impl ScreenLayout {
 /// Draws the whole dashboard for the app's current state.
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
-    let Some(layout) = ScreenLayout::for_area(area, header::height(app)) else {
+    let members = app
+        .snapshot()
+        .traffic
+        .as_ref()
+        .is_some_and(|t| !t.members.is_empty());
+    let Some(layout) = ScreenLayout::for_area_with(area, header::height(app), members) else {
         draw_too_small(frame, area, app);
         return;
     };
@@ -212,5 +223,8 @@ mod tests {
         // With two banner lines the charts keep a plot of their own.
         let tall_header = ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 4).expect("layout");
         assert!(tall_header.error_chart.height >= 6);
+        // A group's row of routers too.
+        let group = ScreenLayout::for_area_with(Rect::new(0, 0, 80, 24), 4, true).expect("layout");
+        assert!(group.error_chart.height >= 5 && group.traffic.height == 8);
     }
 }

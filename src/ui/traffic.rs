@@ -1,13 +1,14 @@
 //! The traffic split: stable | canary bar at the current weight, the slider's
 //! pending weight while the operator moves it, the planned steps, and what the
-//! traffic stage waits for (approval, bake time, a pause, the rollback time).
+//! traffic stage waits for (approval, bake time, a pause, the rollback time);
+//! with a group of routers, one compact row of each member's weight.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::domain::Outcome;
+use crate::domain::{MemberWeight, Outcome};
 use crate::engine::snapshot::{Phase, TrafficView};
 
 use super::app::{App, Pane};
@@ -18,13 +19,14 @@ use super::text;
 
 /// Rows the pane takes for a body of `body_height` rows: the bar, the plan,
 /// the state, the two rows of figures; one more for request counts and one
-/// for the router when there is room.
-pub fn height(body_height: u16) -> u16 {
-    match body_height {
+/// for the router when there is room; one more for a group's members.
+pub fn height(body_height: u16, members: bool) -> u16 {
+    let rows = match body_height {
         ..=23 => 7,
         24..=35 => 8,
         _ => 9,
-    }
+    };
+    rows + u16::from(members)
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
@@ -42,6 +44,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 format!(" traffic · {} · built-in router ", t.strategy.as_str())
             }
         }
+        Some(t) if !t.members.is_empty() => format!(
+            " traffic · {} · {} routers moved as one ",
+            t.strategy.as_str(),
+            t.members.len()
+        ),
         Some(t) => format!(" traffic · {} · {} router ", t.strategy.as_str(), t.router),
         None => " traffic ".to_string(),
     };
@@ -75,6 +82,9 @@ fn traffic_lines(
             lines.push(plan_line(app, traffic, width));
             lines.push(status_line(app, traffic, width));
         }
+    }
+    if !traffic.members.is_empty() {
+        lines.push(members_line(app, traffic, width));
     }
     // The figures always fit; the request counts when there is room.
     let room_for_requests = rows >= lines.len() + 3;
@@ -161,6 +171,8 @@ fn ended_lines(
     };
     let second = if traffic.router == "builtin" {
         " built-in router: serves until cutover exits".to_string()
+    } else if !traffic.members.is_empty() {
+        " the routers keep these weights after cutover exits".to_string()
     } else {
         format!(
             " the {} router keeps these weights after cutover exits",
@@ -294,6 +306,67 @@ fn status_line(app: &App, traffic: &TrafficView, width: usize) -> Line<'static> 
         }
         used += cost;
         spans.push(Span::styled(text, style));
+    }
+    Line::from(spans)
+}
+
+/// One row of a group's members: each name and the weight it confirmed
+/// (or read back) last; a member that did not answer is marked ✗, one at
+/// another weight than the group's stands out. When the row is too narrow:
+/// how many agree, then the others as far as they fit.
+fn members_line(app: &App, traffic: &TrafficView, width: usize) -> Line<'static> {
+    let theme = app.theme();
+    let current = traffic.current_weight;
+    let agrees = |m: &MemberWeight| m.weight == Some(current) && m.error.is_none();
+    let entry = |m: &MemberWeight| {
+        let (text, style) = match (m.weight, &m.error) {
+            (_, Some(_)) => (format!("{} ✗", m.name), theme.failed),
+            (Some(w), None) if w == current => (format!("{} {w}", m.name), theme.base),
+            (Some(w), None) => (format!("{} {w}", m.name), theme.warned),
+            (None, None) => (format!("{} ·", m.name), theme.muted),
+        };
+        (text, style)
+    };
+    let label = " routers";
+    let all: Vec<(String, ratatui::style::Style)> = traffic.members.iter().map(entry).collect();
+    let full: usize = label.len()
+        + all
+            .iter()
+            .map(|(t, _)| 1 + t.chars().count())
+            .sum::<usize>();
+    let mut spans = vec![Span::styled(label, theme.muted)];
+    if full <= width {
+        for (text, style) in all {
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(text, style));
+        }
+        return Line::from(spans);
+    }
+    let agreeing = traffic.members.iter().filter(|m| agrees(m)).count();
+    let head = format!(" {agreeing}/{} at {current}%", traffic.members.len());
+    let mut used = label.len() + head.chars().count();
+    spans.push(Span::styled(head, theme.base));
+    let others: Vec<(String, ratatui::style::Style)> = traffic
+        .members
+        .iter()
+        .filter(|m| !agrees(m))
+        .map(entry)
+        .collect();
+    for (i, (text, style)) in others.iter().enumerate() {
+        let left = others.len() - i - 1;
+        let more = if left > 0 {
+            format!(" +{left}")
+        } else {
+            String::new()
+        };
+        let cost = 3 + text.chars().count();
+        if used + cost + more.chars().count() > width {
+            spans.push(Span::styled(format!(" +{}", others.len() - i), theme.muted));
+            break;
+        }
+        spans.push(Span::styled(" · ", theme.muted));
+        spans.push(Span::styled(text.clone(), *style));
+        used += cost;
     }
     Line::from(spans)
 }

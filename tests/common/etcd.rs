@@ -199,6 +199,20 @@ impl EtcdCluster {
             .join("\n")
     }
 
+    /// The index of the member that is the raft leader, asked of the running
+    /// ones through etcd's JSON gateway (`/v3/maintenance/status`: each
+    /// member names itself and the leader).
+    pub fn leader(&self) -> Option<usize> {
+        self.members.iter().position(|m| {
+            m.child.is_some()
+                && post(&m.client_url, "/v3/maintenance/status", "{}").is_some_and(|status| {
+                    let v: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
+                    let me = &v["header"]["member_id"];
+                    !me.is_null() && v["leader"] == *me
+                })
+        })
+    }
+
     /// Where the members keep their data and logs.
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
@@ -211,6 +225,22 @@ impl Drop for EtcdCluster {
             self.kill(i);
         }
     }
+}
+
+/// POSTs `body` (JSON) to `path` on the member at `client_url`; the
+/// answer's body.
+fn post(client_url: &str, path: &str, body: &str) -> Option<String> {
+    let addr = client_url.trim_start_matches("http://").parse().ok()?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
 /// Whether the member at `client_url` answers `GET /health` with health true.

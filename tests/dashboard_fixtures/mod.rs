@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::Arc;
 
-use cutover::domain::{OnFailure, Outcome, StageName, Strategy, TrackPair, TrackSample, Verdict};
+use cutover::domain::{
+    MemberWeight, OnFailure, Outcome, StageName, Strategy, TrackPair, TrackSample, Verdict,
+};
 use cutover::engine::snapshot::{
     AnalysisPoint, CheckStatus, CheckView, Gate, Phase, StageStatus, StageView, Thresholds,
     TrafficView,
@@ -162,6 +164,7 @@ fn traffic(weight: u8) -> TrafficView {
         failing: (0, 3),
         approval_manual: true,
         on_failure: OnFailure::Rollback,
+        members: Vec::new(),
     }
 }
 
@@ -337,6 +340,29 @@ pub fn canary_at_25() -> (Snapshot, DateTime<Utc>) {
     s.message = Some("canary 25%: analysis pass, baking".to_string());
     s.revision = 310;
     (s, at(720))
+}
+
+/// The canary at 25% through a group of `n` HAProxy routers, member `dead`
+/// (1-based) unreadable since the last sample.
+pub fn group_at_25(n: usize, dead: Option<usize>) -> (Snapshot, DateTime<Utc>) {
+    let (mut s, at) = canary_at_25();
+    if let Some(t) = s.traffic.as_mut() {
+        t.router = "group".into();
+        t.members = (1..=n)
+            .map(|i| {
+                let down = dead == Some(i);
+                MemberWeight {
+                    name: format!("lb{i}"),
+                    router: "haproxy".into(),
+                    weight: (!down).then_some(25),
+                    confirmed: !down,
+                    confirmed_ms: (!down).then_some(1.5),
+                    error: down.then(|| "haproxy router: cannot connect".to_string()),
+                }
+            })
+            .collect();
+    }
+    (s, at)
 }
 
 /// The analysis failed at 25%; traffic is back on stable, rollback checks run. At 13 min.

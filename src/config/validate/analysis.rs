@@ -199,12 +199,35 @@ fn source(v: &mut Validator, i: &Inputs, d: &AnalysisPlan) -> SourcePlan {
                 );
             }
             match i.router {
-                Some(RouterPlan::Haproxy(target)) => SourcePlan::Haproxy(target.clone()),
-                // A broken haproxy router is reported as such.
-                _ if i.written_router == Some(RouterKind::Haproxy) => SourcePlan::Builtin,
+                Some(RouterPlan::Haproxy(target)) => SourcePlan::Haproxy(vec![target.clone()]),
+                Some(RouterPlan::Group(members)) => {
+                    let others: Vec<String> = members
+                        .iter()
+                        .filter(|m| !matches!(m.router, RouterPlan::Haproxy(_)))
+                        .map(|m| format!("{} ({})", m.name, m.router.kind()))
+                        .collect();
+                    if others.is_empty() {
+                        let targets = members.iter().filter_map(|m| match &m.router {
+                            RouterPlan::Haproxy(t) => Some(t.clone()),
+                            _ => None,
+                        });
+                        return SourcePlan::Haproxy(targets.collect());
+                    }
+                    let at = r.kind.as_ref().map(|k| k.span()).unwrap_or(s.span.clone());
+                    v.error(at, format!("the haproxy metric source sums the stats of every router in the group, and {} {} not haproxy: use a prometheus or command source for a mixed group", others.join(", "), if others.len() == 1 { "is" } else { "are" }));
+                    SourcePlan::Builtin
+                }
+                // A broken haproxy router or group is reported as such.
+                _ if matches!(
+                    i.written_router,
+                    Some(RouterKind::Haproxy | RouterKind::Group)
+                ) =>
+                {
+                    SourcePlan::Builtin
+                }
                 _ => {
                     let at = r.kind.as_ref().map(|k| k.span()).unwrap_or(s.span.clone());
-                    v.error(at, "the haproxy metric source reads the haproxy router's stats socket: it needs [traffic.router] kind = \"haproxy\"");
+                    v.error(at, "the haproxy metric source reads the haproxy router's stats socket: it needs [traffic.router] kind = \"haproxy\" (or a group of haproxy [[traffic.routers]])");
                     SourcePlan::Builtin
                 }
             }

@@ -5,6 +5,7 @@
 mod analysis;
 mod checks;
 mod deployment;
+mod lock;
 mod notify;
 mod operators;
 mod router;
@@ -38,11 +39,18 @@ pub(super) fn plan(
     };
     let deployment = deployment::validate(&mut v, raw.deployment.as_ref());
     let checks = checks::validate(&mut v, raw.artifact.as_ref(), &raw.checks);
-    let written_router = raw.router.as_ref().and_then(router::written_kind);
-    let traffic = raw
-        .traffic
-        .as_ref()
-        .and_then(|t| traffic::validate(&mut v, t, raw.router.as_ref()));
+    let written_router = match (&raw.router, &raw.routers) {
+        (Some(r), None) => router::written_kind(r),
+        (None, Some(_)) => Some(super::plan::RouterKind::Group),
+        _ => None,
+    };
+    let traffic = raw.traffic.as_ref().and_then(|t| {
+        let routers = traffic::WrittenRouters {
+            router: raw.router.as_ref(),
+            group: raw.routers.as_ref(),
+        };
+        traffic::validate(&mut v, t, routers)
+    });
     let analysis = analysis::validate(
         &mut v,
         analysis::Inputs {
@@ -69,6 +77,7 @@ pub(super) fn plan(
         .as_ref()
         .map(|o| operators::validate(&mut v, o))
         .unwrap_or_default();
+    let lock = lock::validate(&mut v, raw.lock.as_ref(), deployment.as_ref());
     let Validator {
         errors, secrets, ..
     } = v;
@@ -81,6 +90,7 @@ pub(super) fn plan(
             analysis,
             notify,
             operators,
+            lock,
             secrets,
         }),
         _ => Err(errors.into_sorted()),

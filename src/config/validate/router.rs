@@ -1,17 +1,20 @@
-//! `[traffic.router]`: how traffic is moved. Each kind's keys, required keys
-//! and plan are here, and only here: adding a router adds a [`RouterKind`]
-//! and one arm to each match below.
+//! `[traffic.router]`, or `[[traffic.routers]]` for a group: how traffic is
+//! moved. Each kind's keys, required keys and plan are here, and only here:
+//! adding a router adds a [`RouterKind`] and one arm to each match below.
 
 use std::ops::Range;
 
 use super::super::error::quoted;
-use super::super::limits::{is_haproxy_name_char, MAX_HAPROXY_NAME, MAX_TEXT};
-use super::super::plan::{HaproxyTarget, NginxConfig, RouterKind, RouterPlan};
+use super::super::limits::{
+    is_haproxy_name_char, is_service_char, MAX_HAPROXY_NAME, MAX_MEMBERS, MAX_MEMBER_NAME, MAX_TEXT,
+};
+use super::super::plan::{GroupMember, HaproxyTarget, NginxConfig, RouterKind, RouterPlan};
 use super::super::raw::{Located, RawRouter, S};
 use super::{one_of, span_of, Choice, Validator};
 
 impl Choice for RouterKind {
     const ALL: &'static [Self] = &RouterKind::ALL;
+
     fn word(self) -> &'static str {
         self.as_str()
     }
@@ -50,6 +53,7 @@ fn keys(kind: RouterKind) -> &'static [&'static str] {
             "reload",
         ],
         RouterKind::Command => &["set_weight", "get_weight"],
+        RouterKind::Group => &[],
     }
 }
 
@@ -62,7 +66,98 @@ pub(super) fn written_kind(r: &Located<RawRouter>) -> Option<RouterKind> {
         .find(|c| c.as_str() == k.get_ref())
 }
 
+/// `[traffic.router]`: one router.
 pub(super) fn validate(v: &mut Validator, r: &Located<RawRouter>) -> Option<RouterPlan> {
+    if let Some(name) = &r.value.name {
+        v.error(
+            name.span(),
+            "name is for the members of a group ([[traffic.routers]]): a single [traffic.router] has none; drop it",
+        );
+    }
+    router(v, r, "[traffic.router]")
+}
+
+/// `[[traffic.routers]]`: a group of routers moved as one. Each member names
+/// itself (unique) and is a haproxy, nginx or command router.
+pub(super) fn validate_group(
+    v: &mut Validator,
+    at: &Range<usize>,
+    members: &[Located<RawRouter>],
+) -> Option<RouterPlan> {
+    if members.is_empty() {
+        v.error(
+            at.clone(),
+            "[[traffic.routers]] lists no router: add at least one member with name and kind",
+        );
+        return None;
+    }
+    if members.len() > MAX_MEMBERS {
+        v.error(
+            at.clone(),
+            format!(
+                "[[traffic.routers]] lists {} routers: use at most {MAX_MEMBERS}",
+                members.len()
+            ),
+        );
+    }
+    let mut out: Vec<GroupMember> = Vec::with_capacity(members.len());
+    let mut ok = true;
+    for m in members {
+        let name = member_name(v, m, &out);
+        let plan = router(v, m, "each [[traffic.routers]] member");
+        if let (Some(RouterPlan::Builtin { .. }), Some(kind)) = (&plan, &m.value.kind) {
+            v.error(
+                kind.span(),
+                "the builtin router cannot be a group member (it serves from this process on one address): group haproxy, nginx or command routers",
+            );
+            ok = false;
+            continue;
+        }
+        match (name, plan) {
+            (Some(name), Some(router)) => out.push(GroupMember { name, router }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(RouterPlan::Group(out))
+}
+
+/// A member's `name`: required, file-name characters, unique in the group.
+fn member_name(v: &mut Validator, m: &Located<RawRouter>, seen: &[GroupMember]) -> Option<String> {
+    let Some(written) = &m.value.name else {
+        if !m.dropped("name") {
+            v.error(
+                m.span.clone(),
+                "each [[traffic.routers]] member needs name = \"…\" (unique in the group, shown on the dashboard and in the journal)",
+            );
+        }
+        return None;
+    };
+    let name = v.text(written, "name", MAX_MEMBER_NAME)?;
+    if name.is_empty() || !name.chars().all(is_service_char) {
+        v.error(
+            written.span(),
+            format!(
+                "name = {} is not a router name: use letters, digits, '-', '_' or '.'",
+                quoted(written.get_ref())
+            ),
+        );
+        return None;
+    }
+    if seen.iter().any(|s| s.name == name) {
+        v.error(
+            written.span(),
+            format!(
+                "name = {} is taken by an earlier member: each router of the group needs its own name",
+                quoted(written.get_ref())
+            ),
+        );
+        return None;
+    }
+    Some(name)
+}
+
+/// One router's plan from its table; `table` names it in messages.
+fn router(v: &mut Validator, r: &Located<RawRouter>, table: &str) -> Option<RouterPlan> {
     let rr = &r.value;
     let Some(kind) = &rr.kind else {
         if r.dropped("kind") {
@@ -70,7 +165,7 @@ pub(super) fn validate(v: &mut Validator, r: &Located<RawRouter>) -> Option<Rout
         }
         v.error(
             r.span.clone(),
-            format!("[traffic.router] needs kind = {}", one_of::<RouterKind>()),
+            format!("{table} needs kind = {}", one_of::<RouterKind>()),
         );
         return None;
     };
@@ -91,6 +186,8 @@ pub(super) fn validate(v: &mut Validator, r: &Located<RawRouter>) -> Option<Rout
         }
     }
     match kind {
+        // Not a kind a table names (`Choice` never parses it).
+        RouterKind::Group => None,
         RouterKind::Builtin => {
             let [listen, stable, canary] = v.required(
                 r,

@@ -118,3 +118,116 @@ fn router_commands_hold_no_escape() {
         "control character",
     );
 }
+
+fn group(members: &str) -> String {
+    format!("{HEAD}[traffic]\nsteps = [100]\n{members}[analysis.source]\nkind = \"command\"\nsample = \"true\"\n")
+}
+
+fn member(name: &str, socket: &str) -> String {
+    format!(
+        "[[traffic.routers]]\nname = \"{name}\"\n{}",
+        HAPROXY.replace("/run/h.sock", socket)
+    )
+}
+
+#[test]
+fn a_group_holds_named_routers_of_any_mix() {
+    let text = group(&format!(
+        "{}{}[[traffic.routers]]\nname = \"edge-ng\"\nkind = \"nginx\"\nupstream_file = \"u.conf\"\nupstream = \"app\"\nstable = \"127.0.0.1:1\"\ncanary = \"127.0.0.1:2\"\n[[traffic.routers]]\nname = \"mesh\"\nkind = \"command\"\nset_weight = \"true\"\n",
+        member("lb1", "/run/a.sock"),
+        member("lb2", "/run/b.sock")
+    ));
+    let p = plan(&text);
+    let router = &p.traffic.as_ref().unwrap().router;
+    assert_eq!(router.router_kind(), RouterKind::Group);
+    let kinds: Vec<(&str, &str)> = router
+        .members()
+        .iter()
+        .map(|m| (m.name.as_str(), m.router.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("lb1", "haproxy"),
+            ("lb2", "haproxy"),
+            ("edge-ng", "nginx"),
+            ("mesh", "command")
+        ]
+    );
+    // `check` prints every member.
+    let described = p.describe();
+    assert!(
+        described.contains("a group of 4, moved as one"),
+        "{described}"
+    );
+    assert!(
+        described.contains("- lb2: haproxy: runtime API /run/b.sock"),
+        "{described}"
+    );
+}
+
+#[test]
+fn a_haproxy_source_sums_a_haproxy_group_and_refuses_a_mixed_one() {
+    let both = format!("{}{}", member("lb1", "/a.sock"), member("lb2", "/b.sock"));
+    let text =
+        format!("{HEAD}[traffic]\nsteps = [100]\n{both}[analysis.source]\nkind = \"haproxy\"\n");
+    match plan(&text).analysis.source {
+        crate::config::SourcePlan::Haproxy(targets) => {
+            let sockets: Vec<&str> = targets.iter().map(|t| t.socket.as_str()).collect();
+            assert_eq!(sockets, ["/a.sock", "/b.sock"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let mixed = format!(
+        "{HEAD}[traffic]\nsteps = [100]\n{}[[traffic.routers]]\nname = \"mesh\"\nkind = \"command\"\nset_weight = \"true\"\n[analysis.source]\nkind = \"haproxy\"\n",
+        member("lb1", "/a.sock")
+    );
+    let e = errors(&mixed);
+    assert!(
+        e.iter()
+            .any(|e| e.contains("mesh (command) is not haproxy")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_group_s_mistakes_are_located() {
+    // Both forms at once.
+    let text = group(&format!(
+        "[traffic.router]\n{HAPROXY}{}",
+        member("lb1", "/a")
+    ));
+    let e = errors(&text);
+    assert!(e.iter().any(|e| e.contains("not both")), "{e:?}");
+    // A missing name, a taken name, a bad name.
+    expect(
+        &group(&format!("[[traffic.routers]]\n{HAPROXY}")),
+        "7:1",
+        "each [[traffic.routers]] member needs name",
+    );
+    let text = group(&format!("{}{}", member("lb1", "/a"), member("lb1", "/b")));
+    expect(
+        &text,
+        "15:8",
+        "name = \"lb1\" is taken by an earlier member",
+    );
+    expect(&group(&member("lb 1", "/a")), "8:8", "is not a router name");
+    // The built-in router cannot be a member.
+    expect(
+        &group("[[traffic.routers]]\nname = \"x\"\nkind = \"builtin\"\nlisten = \"127.0.0.1:1\"\nstable = \"127.0.0.1:2\"\ncanary = \"127.0.0.1:3\"\n"),
+        "9:8",
+        "the builtin router cannot be a group member",
+    );
+    // A member's own keys are checked as a single router's are.
+    expect(
+        &group("[[traffic.routers]]\nname = \"x\"\nkind = \"command\"\n"),
+        "7:1",
+        "the command router needs set_weight",
+    );
+    // A single router has no name.
+    expect(
+        &router(&format!("name = \"lb1\"\n{HAPROXY}")),
+        "8:8",
+        "name is for the members of a group",
+    );
+}

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use super::super::limits::{self, show};
 use super::super::plan::{AnalysisPlan, TrafficPlan};
+use std::ops::Range;
+
 use super::super::raw::{Located, RawAnalysis, RawRouter, RawTraffic};
 use super::{router, Choice, Validator};
 use crate::domain::{Approval, OnDisconnect, OnFailure, Strategy};
@@ -48,11 +50,18 @@ const STEP_DEADLINE: Duration = Duration::from_secs(15 * 60);
 /// Default `[traffic] unattended_after` (SPEC §3).
 const UNATTENDED_AFTER: Duration = Duration::from_secs(120);
 
+/// How the file says traffic is moved: `[traffic.router]`, or the
+/// `[[traffic.routers]]` of a group (where the list starts, and its members).
+pub(super) struct WrittenRouters<'a> {
+    pub router: Option<&'a Located<RawRouter>>,
+    pub group: Option<&'a (Range<usize>, Vec<Located<RawRouter>>)>,
+}
+
 /// The traffic plan, or `None` when its router is missing or wrong (reported).
 pub(super) fn validate(
     v: &mut Validator,
     t: &Located<RawTraffic>,
-    router: Option<&Located<RawRouter>>,
+    routers: WrittenRouters,
 ) -> Option<TrafficPlan> {
     let r = &t.value;
     let strategy = v.choice(&r.strategy, "strategy", Strategy::Canary);
@@ -73,14 +82,24 @@ pub(super) fn validate(
         limits::STEP_DEADLINE,
         STEP_DEADLINE,
     );
-    let Some(router) = router else {
-        v.error(
-            t.span.clone(),
-            "[traffic] needs a [traffic.router] table saying how traffic is moved (kind = \"builtin\", with listen, stable and canary)",
-        );
-        return None;
+    let router = match (routers.router, routers.group) {
+        (None, None) => {
+            v.error(
+                t.span.clone(),
+                "[traffic] needs a [traffic.router] table saying how traffic is moved (kind = \"builtin\", with listen, stable and canary), or [[traffic.routers]] tables for several routers moved as one",
+            );
+            return None;
+        }
+        (Some(_), Some((at, _))) => {
+            v.error(
+                at.clone(),
+                "[traffic] takes one [traffic.router] or a group of [[traffic.routers]], not both: move the single router into the group (with a name), or drop the group",
+            );
+            return None;
+        }
+        (Some(router), None) => router::validate(v, router)?,
+        (None, Some((at, members))) => router::validate_group(v, at, members)?,
     };
-    let router = router::validate(v, router)?;
     Some(TrafficPlan {
         strategy,
         steps,
