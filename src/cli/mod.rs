@@ -7,6 +7,7 @@ mod control;
 mod detached;
 mod inspect;
 mod open;
+mod replay;
 mod run;
 mod signals;
 
@@ -94,6 +95,7 @@ async fn dispatch(cli: Cli) -> Exit {
         Cmd::DemoApp(args) => run::demo_app(args).await,
         Cmd::History(args) => inspect::history(args),
         Cmd::Show(args) => inspect::show(args),
+        Cmd::Replay(args) => replay::replay(args),
         Cmd::Attach(target) => detached::attach(target).await,
         Cmd::Status(args) => control::status(args).await,
         Cmd::Approve(args) => control::approve(args).await,

@@ -24,7 +24,7 @@ pub use error::{line_col, ConfigError, ConfigErrors};
 pub use limits::parse_duration;
 pub use load::{load, parse, parse_bytes, MAX_CONFIG_BYTES};
 pub use plan::{
-    redact, AnalysisPlan, CheckKind, CheckSpec, Deployment, HaproxyTarget, NginxConfig,
+    redact, AnalysisPlan, CheckKind, CheckSpec, Deployment, HaproxyTarget, Method, NginxConfig,
     NotifyFormat, NotifyPlan, Plan, PrometheusConfig, RouterKind, RouterPlan, SourceKind,
     SourcePlan, StageKey, TrafficPlan, NOTIFY_EVENTS,
 };

@@ -12,8 +12,10 @@ pub mod analysis;
 mod attendance;
 pub mod canary;
 mod command;
+mod judging;
 mod lifecycle;
 mod procedure;
+mod recovery;
 mod rollback;
 pub mod snapshot;
 mod state;
@@ -172,6 +174,12 @@ pub(crate) struct Engine {
     notifier: Option<Notifier>,
     notify_failures: Option<mpsc::UnboundedReceiver<crate::notify::Failure>>,
     attendance: attendance::Attendance,
+    /// The sequential judge of the canary under way.
+    sequential: judging::Sequential,
+    /// Stable's counts read before the first step, while they are read.
+    baseline: recovery::Baseline,
+    /// The baseline once the first step came: what a recovery is checked against.
+    baseline_readings: Vec<crate::domain::Totals>,
 }
 
 /// Journals each command's process group as it starts and ends.
@@ -301,10 +309,18 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
             Some(crate::router::build(&t.router, plan.analysis.window, ctx.clone()).await?)
         }
     };
+    if let Some(stats) = built.as_ref().and_then(|b| b.stats.as_ref()) {
+        stats.set_slow_ms(plan.analysis.slow_ms);
+    }
     let source: Option<Arc<dyn MetricSource>> = match (&plan.traffic, &built) {
         (Some(_), Some(b)) => Some(
-            crate::metrics::build(&plan.analysis.source, b.stats.clone(), ctx.clone())
-                .map_err(|e| StartError::Plan(e.to_string()))?,
+            crate::metrics::build(
+                &plan.analysis.source,
+                plan.analysis.slow_ms,
+                b.stats.clone(),
+                ctx.clone(),
+            )
+            .map_err(|e| StartError::Plan(e.to_string()))?,
         ),
         _ => None,
     };
@@ -352,6 +368,9 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
             alone_since: opts.attended.then(tokio::time::Instant::now),
             ..Default::default()
         },
+        sequential: judging::Sequential::default(),
+        baseline: recovery::Baseline::default(),
+        baseline_readings: Vec::new(),
     };
     engine.publish();
     let task = tokio::spawn(engine.run());

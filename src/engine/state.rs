@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::snapshot::{
-    AnalysisPoint, CheckStatus, CheckView, Gate, Phase, Snapshot, StageStatus, StageView,
-    Thresholds, TrafficView,
+    AnalysisPoint, CheckStatus, CheckView, EvidenceView, Gate, Phase, RecoveryView, Snapshot,
+    StageStatus, StageView, Thresholds, TrafficView,
 };
 use crate::config::Plan;
 use crate::domain::{Approval, Outcome, StageName, Verdict};
@@ -63,6 +63,8 @@ pub(crate) struct State {
     pub rollback_weight_ms: Option<f64>,
     pub outcome: Option<Outcome>,
     pub finished_at: Option<DateTime<Utc>>,
+    pub evidence: Option<EvidenceView>,
+    pub recovery: Option<RecoveryView>,
 }
 
 impl State {
@@ -111,6 +113,8 @@ impl State {
             rollback_weight_ms: None,
             outcome: None,
             finished_at: None,
+            evidence: None,
+            recovery: None,
         }
     }
 
@@ -177,6 +181,8 @@ impl State {
             outcome: self.outcome,
             message: self.message.clone(),
             rollback_requested_at: self.rollback_requested_at,
+            evidence: self.evidence.clone(),
+            recovery: self.recovery.clone(),
             revision,
         }
     }
@@ -221,6 +227,7 @@ impl Fixed {
                 max_error_rate_increase: plan.analysis.max_error_rate_increase,
                 max_p99_ratio: plan.analysis.max_p99_ratio,
                 min_requests: plan.analysis.min_requests,
+                sequential: plan.analysis.method == crate::config::Method::Sequential,
             },
             traffic,
         }

@@ -4,7 +4,9 @@
 //! HAProxy keeps running totals and no percentiles, so each sample covers the
 //! time since the previous one (the analysis `window` does not apply), and
 //! only `p50_ms` is filled, with the average response time (`rtime`, over the
-//! server's last 1024 requests).
+//! server's last 1024 requests). The running totals themselves go to the
+//! sequential judge as `totals`; HAProxy counts no per-request latencies, so
+//! there is no slow count.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use async_trait::async_trait;
 use super::{MetricError, MetricSource};
 
 use crate::config::HaproxyTarget;
-use crate::domain::{TrackPair, TrackSample};
+use crate::domain::{Totals, TrackPair, TrackSample};
 use crate::haproxy_api::{server_row, RuntimeApi};
 
 /// One server's running totals in `show stat`.
@@ -69,6 +71,17 @@ fn delta(previous: Option<Counters>, now: Counters) -> TrackSample {
         p50_ms: if has_data { now.rtime_ms } else { None },
         p95_ms: None,
         p99_ms: None,
+        totals: None,
+    }
+}
+
+/// The server's running totals as the judge reads them: HAProxy has no
+/// count of slow requests.
+fn totals(c: Counters) -> Totals {
+    Totals {
+        requests: c.requests,
+        errors: c.errors,
+        slow: None,
     }
 }
 
@@ -118,8 +131,14 @@ impl MetricSource for HaproxySource {
             .lock()
             .map_err(|_| MetricError::new("haproxy", "sample state poisoned"))?;
         let pair = TrackPair {
-            canary: delta(last.canary, canary),
-            stable: delta(last.stable, stable),
+            canary: TrackSample {
+                totals: Some(totals(canary)),
+                ..delta(last.canary, canary)
+            },
+            stable: TrackSample {
+                totals: Some(totals(stable)),
+                ..delta(last.stable, stable)
+            },
         };
         last.canary = Some(canary);
         last.stable = Some(stable);
@@ -225,12 +244,29 @@ other,v2,0,5,5,5,1,,\n";
             canary_server: "v2".into(),
         });
         let first = src.sample(Duration::from_secs(30)).await.unwrap();
-        assert_eq!(first, TrackPair::default());
+        assert_eq!(first.canary.requests, 0);
+        assert_eq!(
+            first.canary.totals,
+            Some(Totals {
+                requests: 10,
+                errors: 0,
+                slow: None
+            })
+        );
+        assert_eq!(first.stable.totals.map(|t| t.requests), Some(100));
         let second = src.sample(Duration::from_secs(30)).await.unwrap();
         assert_eq!(second.canary.requests, 10);
         assert_eq!(second.canary.error_rate, Some(0.4));
         assert_eq!(second.stable.requests, 90);
         assert_eq!(second.stable.error_rate, Some(0.0));
+        assert_eq!(
+            second.canary.totals,
+            Some(Totals {
+                requests: 20,
+                errors: 4,
+                slow: None
+            })
+        );
         server.await.unwrap();
     }
 }

@@ -42,7 +42,9 @@ pub struct ScreenLayout {
 impl ScreenLayout {
     /// `None` when the terminal is smaller than 80×24. The header takes
     /// `header_height` rows (3, or 4 with two banner lines).
-    pub fn for_area(area: Rect, header_height: u16) -> Option<ScreenLayout> {
+    /// `judged`: the plan judges sequentially (the traffic pane gets the
+    /// judge's rows).
+    pub fn for_area(area: Rect, header_height: u16, judged: bool) -> Option<ScreenLayout> {
         if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
             return None;
         }
@@ -62,7 +64,7 @@ impl ScreenLayout {
                 .areas(body);
         let [charts, traffic] = Layout::vertical([
             Constraint::Min(6),
-            Constraint::Length(traffic::height(body.height)),
+            Constraint::Length(traffic::height(body.height, judged)),
         ])
         .areas(right);
         let [error_chart, latency_chart] =
@@ -82,7 +84,8 @@ impl ScreenLayout {
 /// Draws the whole dashboard for the app's current state.
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
-    let Some(layout) = ScreenLayout::for_area(area, header::height(app)) else {
+    let judged = app.snapshot().thresholds.sequential;
+    let Some(layout) = ScreenLayout::for_area(area, header::height(app), judged) else {
         draw_too_small(frame, area, app);
         return;
     };
@@ -165,9 +168,9 @@ mod tests {
 
     #[test]
     fn below_80_by_24_there_is_no_layout() {
-        assert!(ScreenLayout::for_area(Rect::new(0, 0, 79, 24), 3).is_none());
-        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 23), 3).is_none());
-        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 3).is_some());
+        assert!(ScreenLayout::for_area(Rect::new(0, 0, 79, 24), 3, false).is_none());
+        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 23), 3, false).is_none());
+        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 3, false).is_some());
     }
 
     #[test]
@@ -180,7 +183,7 @@ mod tests {
             (250, 70, 3),
         ] {
             let area = Rect::new(0, 0, w, h);
-            let l = ScreenLayout::for_area(area, header).expect("layout");
+            let l = ScreenLayout::for_area(area, header, w > 100).expect("layout");
             let regions = [
                 l.header,
                 l.checklist,
@@ -203,14 +206,15 @@ mod tests {
 
     #[test]
     fn larger_terminals_give_the_charts_and_logs_more_room() {
-        let small = ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 3).expect("layout");
-        let large = ScreenLayout::for_area(Rect::new(0, 0, 250, 70), 3).expect("layout");
+        let small = ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 3, false).expect("layout");
+        let large = ScreenLayout::for_area(Rect::new(0, 0, 250, 70), 3, false).expect("layout");
         assert!(large.error_chart.width > small.error_chart.width * 3);
         assert!(large.error_chart.height > small.error_chart.height * 3);
         assert!(large.logs.height > small.logs.height * 2);
         assert!(small.error_chart.width >= 22 && small.error_chart.height >= 7);
         // With two banner lines the charts keep a plot of their own.
-        let tall_header = ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 4).expect("layout");
+        let tall_header =
+            ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 4, false).expect("layout");
         assert!(tall_header.error_chart.height >= 6);
     }
 }

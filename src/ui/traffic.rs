@@ -18,12 +18,23 @@ use super::text;
 
 /// Rows the pane takes for a body of `body_height` rows: the bar, the plan,
 /// the state, the two rows of figures; one more for request counts and one
-/// for the router when there is room.
-pub fn height(body_height: u16) -> u16 {
-    match body_height {
+/// for the router when there is room. `judged`: the sequential judge's rows
+/// too (one line at the smallest size, else one per event kind).
+pub fn height(body_height: u16, judged: bool) -> u16 {
+    let base = match body_height {
         ..=23 => 7,
         24..=35 => 8,
         _ => 9,
+    };
+    base + judge_rows(body_height, judged)
+}
+
+/// The judge's rows for a body of `body_height` rows.
+fn judge_rows(body_height: u16, judged: bool) -> u16 {
+    match (judged, body_height) {
+        (false, _) => 0,
+        (true, ..=23) => 1,
+        (true, _) => 2,
     }
 }
 
@@ -51,8 +62,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let width = usize::from(inner.width);
     let rows = usize::from(inner.height);
 
+    let judged = if s.thresholds.sequential {
+        // The pane's height tells the body's: one judge row at the smallest.
+        if area.height <= height(23, true) {
+            1
+        } else {
+            2
+        }
+    } else {
+        0
+    };
     let lines = match &s.traffic {
-        Some(traffic) => traffic_lines(app, traffic, width, rows),
+        Some(traffic) => traffic_lines(app, traffic, width, rows, judged),
         None => vec![
             split_bar(app, 0, width),
             Line::styled(" all traffic on stable: this plan moves none", theme.muted),
@@ -66,6 +87,7 @@ fn traffic_lines(
     traffic: &TrafficView,
     width: usize,
     rows: usize,
+    judged: usize,
 ) -> Vec<Line<'static>> {
     let s = app.snapshot();
     let mut lines = vec![split_bar(app, traffic.current_weight, width)];
@@ -75,6 +97,25 @@ fn traffic_lines(
             lines.push(plan_line(app, traffic, width));
             lines.push(status_line(app, traffic, width));
         }
+    }
+    if judged > 0 {
+        let mut judge = Vec::new();
+        if let Some(r) = &s.recovery {
+            let text = match r.recovered_ms {
+                Some(ms) => format!(" {} · in {:.1}s", r.summary, ms / 1000.0),
+                None => format!(" {}", r.summary),
+            };
+            let style = if r.summary.contains("still worse") {
+                app.theme().failed
+            } else {
+                app.theme().base
+            };
+            judge.push(Line::styled(text::fit(&text, width), style));
+        }
+        if judge.len() < judged {
+            judge.extend(super::evidence::lines(app, width, judged - judge.len()));
+        }
+        lines.extend(judge.into_iter().take(judged));
     }
     // The figures always fit; the request counts when there is room.
     let room_for_requests = rows >= lines.len() + 3;
@@ -262,6 +303,15 @@ fn status_line(app: &App, traffic: &TrafficView, width: usize) -> Line<'static> 
             .map(|n| format!(" (a advances to {n}%)"))
             .unwrap_or_default();
         items.push((format!("waiting for approval{to}"), theme.waiting));
+    } else if moving && in_traffic && s.thresholds.sequential && traffic.baked >= traffic.bake {
+        // The sequential bake is time at the step; the judge's pass moves on.
+        items.push((
+            format!(
+                "baked {}, waiting for the judge's pass",
+                text::short_duration(traffic.bake)
+            ),
+            theme.base,
+        ));
     } else if moving && in_traffic && !traffic.bake.is_zero() {
         items.push((
             format!(
