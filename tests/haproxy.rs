@@ -122,6 +122,7 @@ stable_server = "v1"
 canary_server = "v2"
 
 [analysis]
+method = "threshold"
 interval = "500ms"
 window = "1s"
 min_requests = 5
