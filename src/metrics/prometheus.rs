@@ -123,6 +123,11 @@ impl PrometheusSource {
         PrometheusSource { cfg, client }
     }
 
+    /// The queries and tracks this source reads.
+    pub fn config(&self) -> &PrometheusConfig {
+        &self.cfg
+    }
+
     /// Runs one instant query with `$version` (and `$slow_seconds`) replaced.
     async fn query(&self, template: &str, version: &str) -> Result<Option<f64>, MetricError> {
         let query = template
