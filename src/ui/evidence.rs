@@ -200,7 +200,9 @@ fn kind_line(app: &App, view: &EvidenceView, k: &KindView, width: usize) -> Line
                     width,
                 ),
             }
-            let wait = if k.more_requests == Some(0) && !view.baked {
+            let wait = if app.snapshot().outcome.is_some() {
+                None
+            } else if k.more_requests == Some(0) && !view.baked {
                 Some("pass after the bake".to_string())
             } else {
                 k.more_requests.map(|n| {

@@ -101,16 +101,26 @@ fn traffic_lines(
     if judged > 0 {
         let mut judge = Vec::new();
         if let Some(r) = &s.recovery {
-            let text = match r.recovered_ms {
-                Some(ms) => format!(" {} · in {:.1}s", r.summary, ms / 1000.0),
-                None => format!(" {}", r.summary),
+            let summary = match r.recovered_ms {
+                Some(ms) => r.summary.replacen(
+                    "stable recovered",
+                    &format!("stable recovered in {:.1}s", ms / 1000.0),
+                    1,
+                ),
+                None => r.summary.clone(),
             };
-            let style = if r.summary.contains("still worse") {
+            let style = if summary.contains("still worse") {
                 app.theme().failed
             } else {
                 app.theme().base
             };
-            judge.push(Line::styled(text::fit(&text, width), style));
+            let line = Line::styled(text::fit(&format!(" {summary}"), width), style);
+            if s.outcome.is_some() && lines.len() >= 3 {
+                // After the end the recovery says more than the router's note.
+                lines[2] = line;
+            } else {
+                judge.push(line);
+            }
         }
         if judge.len() < judged {
             judge.extend(super::evidence::lines(app, width, judged - judge.len()));
