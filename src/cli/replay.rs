@@ -222,10 +222,13 @@ pub fn replay(args: ReplayArgs) -> Exit {
             None => "never".to_string(),
         };
         let journal_fail = first_fail(&|i| canary[i].record.failed());
-        println!(
-            "  journal: the judge failed the canary at {}",
-            describe(journal_fail)
-        );
+        match journal_fail {
+            Some(_) => println!(
+                "  journal: the judge failed the canary at {}",
+                describe(journal_fail)
+            ),
+            None => println!("  journal: the judge never failed the canary"),
+        }
         let Some(changed) = changed else { continue };
         let settings = format!(
             "alpha {}, tolerance {}{}",
@@ -239,10 +242,13 @@ pub fn replay(args: ReplayArgs) -> Exit {
         differences += differing.len();
         let new_fail = first_fail(&|i| changed[i].failed());
         println!(
-            "  with {settings}: {} of {} analyses decide differently; it would fail at {}",
+            "  with {settings}: {} of {} analyses decide differently; {}",
             differing.len(),
             canary.len(),
-            describe(new_fail)
+            match new_fail {
+                Some(_) => format!("it would fail the canary at {}", describe(new_fail)),
+                None => "it would never fail the canary".to_string(),
+            }
         );
         for &i in differing.iter().take(20) {
             let a = &canary[i];
