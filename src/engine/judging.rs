@@ -31,6 +31,9 @@ pub(crate) struct Sequential {
     /// The judge failed and the canary machine has not acted on it yet (a
     /// sample arriving while a weight changes is not judged by the machine).
     pub fail_pending: bool,
+    /// The 5xx kind's counts last given to the judge (every kind shares its
+    /// requests).
+    fed: Option<Counts>,
     /// Both tracks' requests at the last sample, and when: the request rate.
     last_requests: Option<(u64, Instant)>,
     requests_per_s: Option<f64>,
@@ -75,6 +78,24 @@ pub(crate) fn kind_counts(pair: &TrackPair) -> Option<Vec<(EventKind, Counts)>> 
         ));
     }
     Some(out)
+}
+
+/// Whether a reading goes to the judge now: when both tracks served requests
+/// since the last one it was given, when a counter went down (a reset, which
+/// the judge must see to start again), or at 0 % and 100 %, where one track is
+/// idle by design. Otherwise the interval waits to be merged with the next: a
+/// scraped source moves the two tracks' counters at different moments, and an
+/// interval where one track moved alone carries no comparison. The choice
+/// depends on request counts only, never on events, so the bound on false
+/// rollbacks holds.
+fn both_moved(last: Counts, now: Counts, weight: u8) -> bool {
+    let (lc, ls) = (last.canary.requests, last.stable.requests);
+    let (nc, ns) = (now.canary.requests, now.stable.requests);
+    let reset = nc < lc
+        || ns < ls
+        || now.canary.events < last.canary.events
+        || now.stable.events < last.stable.events;
+    reset || weight == 0 || weight >= 100 || (nc > lc && ns > ls)
 }
 
 /// The name of a kind on screen and in reasons.
@@ -286,9 +307,18 @@ impl Engine {
                 }
             }
         }
+        let weight = self.state.weight;
+        let now = counts.first().map(|(_, c)| *c);
+        let feed = match (self.sequential.fed, now) {
+            (Some(last), Some(now)) => both_moved(last, now, weight),
+            _ => true,
+        };
         let judge = self.sequential.judge.as_mut()?;
         let was_failed = self.state.evidence.as_ref().is_some_and(|e| e.failed);
-        let record = judge.observe(counts, baked);
+        let record = judge.observe(if feed { counts } else { &[] }, baked);
+        if feed {
+            self.sequential.fed = now;
+        }
         for k in &record.kinds {
             if let Some(why) = &k.invalid {
                 tracing::warn!(target: "cutover", "{}: a reading is not evidence: {why}", kind_name(k.kind));
@@ -358,5 +388,32 @@ impl Engine {
             failed: record.failed(),
             baked: record.baked,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(cr: u64, ce: u64, sr: u64, se: u64) -> Counts {
+        Counts {
+            canary: TrackCounts::new(cr, ce),
+            stable: TrackCounts::new(sr, se),
+        }
+    }
+
+    #[test]
+    fn a_reading_waits_until_both_tracks_moved_unless_one_is_idle_by_design() {
+        let last = c(100, 1, 900, 9);
+        // A scrape moved stable's counters only: merged with the next.
+        assert!(!both_moved(last, c(100, 1, 950, 9), 10));
+        assert!(!both_moved(last, c(130, 4, 900, 9), 10));
+        assert!(both_moved(last, c(130, 4, 950, 9), 10));
+        // At 0 % and 100 % one track is idle by design.
+        assert!(both_moved(last, c(130, 4, 900, 9), 100));
+        assert!(both_moved(last, c(100, 1, 950, 9), 0));
+        // A reset goes to the judge at once.
+        assert!(both_moved(last, c(5, 0, 950, 9), 10));
+        assert!(both_moved(last, c(100, 0, 900, 9), 10));
     }
 }
