@@ -376,6 +376,25 @@ pub struct TrackSample {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// The track's cumulative counters since the source's own origin (a
+    /// process start, a scrape target's counters), for the sequential judge;
+    /// `None` when the source gives none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub totals: Option<Totals>,
+}
+
+/// One track's cumulative counters, read at one moment. They only grow; a
+/// counter that goes down is a reset (a restarted process), never evidence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Requests answered.
+    pub requests: u64,
+    /// Of which 5xx.
+    pub errors: u64,
+    /// Of which slower than `[analysis] slow_ms`; `None` when the source
+    /// cannot tell (HAProxy keeps no per-request latencies).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub slow: Option<u64>,
 }
 
 /// Both tracks sampled over the same window.

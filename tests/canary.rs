@@ -16,6 +16,26 @@ fn weights_applied(events: &[serde_json::Value]) -> Vec<u64> {
         .collect()
 }
 
+/// `cutover replay` of the state dir's last deployment: its output, and
+/// whether it exited 0.
+fn replay(dir: &std::path::Path, state: &std::path::Path, extra: &[&str]) -> (bool, String) {
+    let mut args = vec!["replay", "--state-dir", state.to_str().unwrap(), "last"];
+    args.extend(extra);
+    let out = cutover(dir, &args, Duration::from_secs(60));
+    (
+        out.status.success(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+/// The analyses with the sequential judge's record.
+fn judged(events: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    events_named(events, "analysis")
+        .into_iter()
+        .filter(|a| a["sequential"].is_object())
+        .collect()
+}
+
 #[test]
 fn demo_headless_walks_every_step_and_succeeds() {
     let dir = tempfile::tempdir().unwrap();
@@ -39,23 +59,41 @@ fn demo_headless_walks_every_step_and_succeeds() {
         approvals.iter().any(|a| a["step"] == 25),
         "steps approved: {approvals:?}"
     );
-    // Every step baked on passing samples from real traffic.
-    let analyses = events_named(&events, "analysis");
+    // The sequential judge passed every step, after its bake, on what it
+    // showed: with no errors and no slow requests anywhere, the canary's own
+    // rates below max_error_rate.
+    let analyses = judged(&events);
     assert!(analyses.len() >= 8, "{} samples", analyses.len());
     for w in [5, 25, 50, 100] {
-        assert!(
-            analyses.iter().any(|a| a["weight"] == w
-                && a["verdict"] == "pass"
-                && a["canary"]["requests"].as_u64().unwrap() > 0),
-            "no passing sample at {w}%"
-        );
+        let pass = analyses
+            .iter()
+            .find(|a| a["weight"] == w && a["verdict"] == "pass")
+            .unwrap_or_else(|| panic!("no passing sample at {w}%"));
+        let record = &pass["sequential"];
+        assert_eq!(record["baked"], true, "{pass}");
+        assert_eq!(record["kinds_judged"], 2, "{pass}");
+        for kind in record["kinds"].as_array().unwrap() {
+            assert_eq!(kind["verdict"], "pass", "{kind}");
+            assert_eq!(kind["basis"], "rate", "{kind}");
+            assert!(kind["rate_high"].as_f64().unwrap() <= 0.01, "{kind}");
+        }
+        assert!(pass["canary"]["totals"]["requests"].as_u64().unwrap() > 0);
     }
+    assert!(analyses.iter().all(|a| a["verdict"] != "fail"));
     assert!(events_named(&events, "rollback_started").is_empty());
     assert_eq!(events.last().unwrap()["outcome"], "succeeded");
+    // Every verdict recomputes from the journal's counts.
+    let (ok, said) = replay(dir.path(), &state, &[]);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("every verdict and evidence figure identical"),
+        "{said}"
+    );
+    assert!(said.contains("the judge never failed the canary"), "{said}");
 }
 
-#[test]
-fn demo_fault_error_is_rolled_back_by_the_analysis() {
+/// The demo with `fault`, rolled back by the sequential judge on `kind`.
+fn demo_fault_is_rolled_back_by_the_judge(fault: &str, kind: &str) {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let out = cutover(
@@ -64,7 +102,7 @@ fn demo_fault_error_is_rolled_back_by_the_analysis() {
             "demo",
             "--headless",
             "--fault",
-            "error",
+            fault,
             "--state-dir",
             state.to_str().unwrap(),
         ],
@@ -81,8 +119,17 @@ fn demo_fault_error_is_rolled_back_by_the_analysis() {
     let rb = events_named(&events, "rollback_started");
     assert_eq!(rb.len(), 1);
     assert_eq!(rb[0]["source"], "analysis");
-    // The fault starts at the second step (25%); the rollback follows within a
-    // few samples: failure_limit (3) failing ones plus the window catching up.
+    assert!(
+        rb[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("reached 1/alpha"),
+        "{}",
+        rb[0]
+    );
+    // The fault starts at the second step (25%); the first analysis that
+    // fails is the judge's, with evidence past 1/alpha (alpha / 2 per kind):
+    // nothing waits for failure_limit or the bake.
     let at_25 = events
         .iter()
         .position(|e| e["event"] == "weight_applied" && e["weight"] == 25)
@@ -91,19 +138,56 @@ fn demo_fault_error_is_rolled_back_by_the_analysis() {
         .iter()
         .position(|e| e["event"] == "rollback_started")
         .unwrap();
-    let samples_between = events[at_25..rb_at]
+    let failing: Vec<&serde_json::Value> = events[at_25..rb_at]
         .iter()
-        .filter(|e| e["event"] == "analysis")
-        .count();
-    assert!(
-        samples_between <= 6,
-        "{samples_between} samples before the rollback"
-    );
+        .filter(|e| e["event"] == "analysis" && e["verdict"] == "fail")
+        .collect();
+    assert_eq!(failing.len(), 1, "{failing:?}");
+    let record = &failing[0]["sequential"];
+    let judged_kind = record["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == kind)
+        .unwrap();
+    assert_eq!(judged_kind["verdict"], "fail", "{judged_kind}");
+    let ln_e = judged_kind["evidence"]["ln_e_fail"].as_f64().unwrap();
+    assert!(ln_e >= (2.0 / 0.01f64).ln(), "{judged_kind}");
     assert_eq!(weights_applied(&events), [5, 25, 0]);
     let fin = events_named(&events, "rollback_finished")[0].clone();
     assert_eq!(fin["outcome"], "succeeded", "{fin}");
     assert!(fin["weight_applied_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(events.last().unwrap()["outcome"], "rolled_back");
+    // Replayed from the journal: the same verdicts; a tolerance of 100 (a
+    // canary up to 100× stable's rate counts as the same) would not have
+    // rolled this one back at that analysis.
+    let (ok, said) = replay(dir.path(), &state, &[]);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("every verdict and evidence figure identical"),
+        "{said}"
+    );
+    let seq = failing[0]["seq"].as_u64().unwrap();
+    assert!(
+        said.contains(&format!("failed the canary at #{seq} ")),
+        "{said}"
+    );
+    let (ok, said) = replay(dir.path(), &state, &["--tolerance", "100"]);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains(&format!("#{seq} ")) && said.contains("journal fail → inconclusive"),
+        "{said}"
+    );
+}
+
+#[test]
+fn demo_fault_error_is_rolled_back_by_the_sequential_judge() {
+    demo_fault_is_rolled_back_by_the_judge("error", "errors");
+}
+
+#[test]
+fn demo_fault_latency_is_rolled_back_by_the_sequential_judge() {
+    demo_fault_is_rolled_back_by_the_judge("latency", "slow");
 }
 
 fn canary_plan(
@@ -132,6 +216,7 @@ stable = "{stable}"
 canary = "{canary}"
 
 [analysis]
+method = "threshold"
 interval = "500ms"
 window = "5s"
 min_requests = 10

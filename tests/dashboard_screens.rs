@@ -125,6 +125,28 @@ fn a_group_shows_each_router_s_weight_in_one_row_at_every_size() {
 }
 
 #[test]
+fn a_judged_group_keeps_its_routers_the_judge_and_the_figures_at_every_size() {
+    let (mut s, now) = fixtures::group_at_25(5, Some(3));
+    s.thresholds.sequential = true;
+    s.evidence = Some(fixtures::evidence(false));
+    let app = app((s, now));
+    for ((w, h), text) in screens(&app) {
+        assert!(text.contains("routers lb1"), "{w}x{h}:\n{text}");
+        assert!(text.contains("5xx"), "{w}x{h}:\n{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.contains("canary") && l.contains("stable") && l.contains("p99")),
+            "no p99 figures at {w}x{h}:\n{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.contains("canary") && l.contains("stable") && l.contains("err")),
+            "no error figures at {w}x{h}:\n{text}"
+        );
+    }
+}
+
+#[test]
 fn canary_and_stable_figures_and_their_limits_are_on_screen_at_every_size() {
     for fixture in [
         fixtures::canary_at_25(),
@@ -445,4 +467,60 @@ fn the_colour_theme_does_paint() {
         .content()
         .iter()
         .any(|cell| cell.fg == Color::Magenta));
+}
+
+#[test]
+fn the_sequential_judge_at_25_percent() {
+    let app = app(fixtures::judged_at_25());
+    assert_screens("judged_at_25", &app);
+    for ((w, h), text) in screens(&app) {
+        // The meters, the ratio with its interval and the requests to go, in
+        // one line at 80×24 and a line per kind above.
+        assert!(text.contains("5xx"), "{w}x{h}:\n{text}");
+        assert!(text.contains("1.9"), "{w}x{h}:\n{text}");
+        assert!(text.contains("0.62–5.1"), "{w}x{h}:\n{text}");
+        assert!(
+            text.contains("≈6.4k") || text.contains("≈ 6.4k"),
+            "{w}x{h}:\n{text}"
+        );
+        let meter = |l: &&str| l.contains('▱') || l.contains('▰');
+        let line = text
+            .lines()
+            .find(|l| l.contains("5xx") && meter(l))
+            .unwrap();
+        if (w, h) == (80, 24) {
+            assert!(
+                line.contains("slow") && line.contains("≈6.4k/16s"),
+                "{line}"
+            );
+        } else {
+            assert!(line.contains("≈ 6.4k more requests, 16s"), "{line}");
+            let slow = text
+                .lines()
+                .find(|l| l.contains("slow ") && meter(l))
+                .unwrap();
+            assert!(slow.contains("pass: canary rate ≤ 0.19%"), "{slow}");
+        }
+        assert!(
+            text.contains("waiting for the judge's pass"),
+            "{w}x{h}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn rolled_back_by_the_judge_with_stable_recovered() {
+    let app = app(fixtures::judged_rolled_back());
+    assert_screens("judged_rolled_back", &app);
+    for ((w, h), text) in screens(&app) {
+        assert!(
+            text.contains("rollback: canary ≥1.4×")
+                || text.contains("ROLLBACK: canary ≥ 1.4× stable"),
+            "{w}x{h}:\n{text}"
+        );
+        assert!(
+            text.contains("stable recovered in 4.2s"),
+            "{w}x{h}:\n{text}"
+        );
+    }
 }

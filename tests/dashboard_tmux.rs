@@ -296,6 +296,7 @@ stable = "{stable}"
 canary = "{canary}"
 
 [analysis]
+method = "threshold"
 interval = "500ms"
 window = "5s"
 min_requests = 5
@@ -514,6 +515,7 @@ stable = "{stable}"
 canary = "{canary}"
 
 [analysis]
+method = "threshold"
 interval = "3s"
 window = "6s"
 min_requests = 5

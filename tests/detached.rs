@@ -43,6 +43,7 @@ stable = "{stable}"
 canary = "{canary}"
 
 [analysis]
+method = "threshold"
 interval = "250ms"
 window = "2s"
 min_requests = 3

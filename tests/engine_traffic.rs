@@ -67,6 +67,7 @@ kind = "command"
 set_weight = "true"
 
 [analysis]
+method = "threshold"
 interval = "100ms"
 window = "1s"
 min_requests = 10

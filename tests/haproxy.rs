@@ -101,6 +101,14 @@ async fn haproxy_error_replies_surface_clearly() {
 }
 
 fn write_plan(dir: &std::path::Path, h: &Haproxy, source: &str, bake: &str) {
+    let analysis =
+        "method = \"threshold\"\nmin_requests = 5\nfailure_limit = 2\nmax_error_rate = 0.05";
+    write_plan_judged(dir, h, source, bake, analysis);
+}
+
+/// A plan through HAProxy whose `[analysis]` holds `analysis` (and a sample
+/// every 500ms over 1s).
+fn write_plan_judged(dir: &std::path::Path, h: &Haproxy, source: &str, bake: &str, analysis: &str) {
     let plan = format!(
         r#"[deployment]
 service = "svc"
@@ -124,9 +132,7 @@ canary_server = "v2"
 [analysis]
 interval = "500ms"
 window = "1s"
-min_requests = 5
-failure_limit = 2
-max_error_rate = 0.05
+{analysis}
 
 [analysis.source]
 {source}
@@ -316,14 +322,18 @@ fn haproxy_killed_mid_canary_never_claims_a_clean_rollback() {
     );
 }
 
-/// The analysis through Prometheus scraping both versions every second.
+/// The analysis through Prometheus scraping both versions every second,
+/// with the cumulative counts the sequential judge reads.
 fn prometheus_source(url: &str) -> String {
     format!(
         r#"kind = "prometheus"
 url = "{url}"
 error_rate = '(sum(rate(http_requests_total{{version="$version",code=~"5.."}}[10s])) or vector(0)) / sum(rate(http_requests_total{{version="$version"}}[10s]))'
 requests = 'sum(increase(http_requests_total{{version="$version"}}[10s]))'
-p99_ms = '1000 * histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{version="$version"}}[10s])))'"#
+p99_ms = '1000 * histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{version="$version"}}[10s])))'
+requests_total = 'sum(http_requests_total{{version="$version"}})'
+errors_total = 'sum(http_requests_total{{version="$version",code=~"5.."}}) or vector(0)'
+slow_total = 'sum(http_request_duration_seconds_count{{version="$version"}}) - sum(http_request_duration_seconds_bucket{{version="$version",le="$slow_seconds"}})'"#
     )
 }
 
@@ -379,4 +389,118 @@ fn a_canary_failing_40_percent_through_haproxy_is_rolled_back_by_prometheus() {
         describe(dir.path(), &out)
     );
     assert_eq!(events.last().unwrap()["outcome"], "rolled_back");
+}
+
+#[test]
+fn sequential_through_haproxys_own_counters_passes_a_healthy_canary_and_rolls_back_a_failing_one() {
+    if !have_external("haproxy") {
+        return;
+    }
+    for bad in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_v1, stable) = demo_app("v1", &[]);
+        let extra: &[&str] = if bad { &["--error-rate", "0.2"] } else { &[] };
+        let (_v2, canary) = demo_app("v2", extra);
+        let h = Haproxy::start(dir.path(), stable, canary);
+        // The guards loose (a 25 % limit, 50 samples in a row), so that the
+        // judge decides; 25 % is also the rate a canary with no errors must
+        // be shown below to pass.
+        write_plan_judged(
+            dir.path(),
+            &h,
+            "kind = \"haproxy\"",
+            "2s",
+            "method = \"sequential\"\nmin_requests = 5\nfailure_limit = 50\nmax_error_rate = 0.25",
+        );
+        // HAProxy counts no latencies: `check` says the slow kind is not judged.
+        let checked = cutover(dir.path(), &["check", "deploy.toml"], LIMIT);
+        assert!(
+            text(&checked.stdout)
+                .contains("slow requests not judged (HAProxy counts no latencies)"),
+            "{}",
+            text(&checked.stdout)
+        );
+        let traffic = Traffic::start(h.front, Duration::from_millis(5), LIMIT);
+        let out = cutover(
+            dir.path(),
+            &["run", "--headless", "--auto-approve", "deploy.toml"],
+            LIMIT,
+        );
+        traffic.stop();
+        let (_, events) = journal(&dir.path().join("state"));
+        let judged: Vec<_> = events_named(&events, "analysis")
+            .into_iter()
+            .filter(|e| e["sequential"].is_object())
+            .collect();
+        assert!(!judged.is_empty(), "{}", describe(dir.path(), &out));
+        for a in &judged {
+            // HAProxy's running totals, one kind only.
+            assert!(a["canary"]["totals"]["requests"].as_u64().is_some(), "{a}");
+            assert!(a["canary"]["totals"]["slow"].is_null(), "{a}");
+            assert_eq!(a["sequential"]["kinds_judged"], 1, "{a}");
+            assert_eq!(a["sequential"]["kinds"][0]["kind"], "errors", "{a}");
+        }
+        if bad {
+            assert_eq!(out.status.code(), Some(3), "{}", describe(dir.path(), &out));
+            // Few requests a window: the guards may fail samples first, but
+            // the rollback is the judge's, on HAProxy's own counters.
+            let last = judged.last().unwrap();
+            assert_eq!(last["verdict"], "fail", "{}", describe(dir.path(), &out));
+            let ln_e = last["sequential"]["kinds"][0]["evidence"]["ln_e_fail"]
+                .as_f64()
+                .unwrap();
+            assert!(ln_e >= 100f64.ln(), "{last}");
+            let started = &events_named(&events, "rollback_started")[0];
+            assert!(
+                started["reason"].as_str().unwrap().contains("1/alpha"),
+                "{started}"
+            );
+            assert_eq!((h.weight("v2"), h.weight("v1")), (0, 100));
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{}", describe(dir.path(), &out));
+            assert!(judged.iter().any(|e| e["verdict"] == "pass"));
+            assert_eq!((h.weight("v2"), h.weight("v1")), (100, 0));
+        }
+    }
+}
+
+#[test]
+fn sequential_through_haproxy_judged_by_prometheus_counters_rolls_back_a_failing_canary() {
+    if !have_external("haproxy") || !have_external("prometheus") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_v1, stable) = demo_app("v1", &[]);
+    let (_v2, canary) = demo_app("v2", &["--error-rate", "0.3"]);
+    let h = Haproxy::start(dir.path(), stable, canary);
+    let prom = start_prometheus(dir.path(), &[stable, canary]);
+    write_plan_judged(
+        dir.path(),
+        &h,
+        &prometheus_source(&prom.url),
+        "30s",
+        "method = \"sequential\"\nmin_requests = 5\nfailure_limit = 50\nmax_error_rate = 0.5",
+    );
+    let traffic = Traffic::start(h.front, Duration::from_millis(5), LIMIT);
+    let out = cutover(dir.path(), &["run", "--headless", "deploy.toml"], LIMIT);
+    traffic.stop();
+    assert_eq!(out.status.code(), Some(3), "{}", describe(dir.path(), &out));
+    assert_eq!((h.weight("v2"), h.weight("v1")), (0, 100));
+    let (_, events) = journal(&dir.path().join("state"));
+    let started = &events_named(&events, "rollback_started")[0];
+    assert!(
+        started["reason"].as_str().unwrap().contains("1/alpha"),
+        "{started}"
+    );
+    let fail = events_named(&events, "analysis")
+        .into_iter()
+        .find(|e| e["verdict"] == "fail")
+        .cloned()
+        .expect("a failing sample");
+    let record = &fail["sequential"];
+    // Prometheus' counters, with slow requests from the bucket at slow_ms.
+    assert_eq!(record["kinds_judged"], 2, "{fail}");
+    assert_eq!(record["kinds"][0]["kind"], "errors", "{fail}");
+    assert_eq!(record["kinds"][0]["verdict"], "fail", "{fail}");
+    assert_eq!(fail["canary"]["totals"]["slow"], 0, "{fail}");
 }

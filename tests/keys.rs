@@ -46,6 +46,7 @@ listen = "{listen}"
 stable = "{stable}"
 canary = "{canary}"
 [analysis]
+method = "threshold"
 interval = "250ms"
 window = "2s"
 min_requests = 3
@@ -120,6 +121,7 @@ kind = "command"
 set_weight = 'sh {d}/setw.sh'
 get_weight = 'cat {d}/w'
 [analysis]
+method = "threshold"
 interval = "250ms"
 min_requests = 10
 [analysis.source]

@@ -139,6 +139,7 @@ kind = "command"
 set_weight = 'if [ "$CUTOVER_WEIGHT" = 50 ]; then sleep 4; fi; echo $CUTOVER_WEIGHT > {d}/w; echo $CUTOVER_WEIGHT >> {d}/writes'
 get_weight = 'cat {d}/w'
 [analysis]
+method = "threshold"
 interval = "500ms"
 min_requests = 1
 failure_limit = 1
@@ -195,6 +196,7 @@ kind = "command"
 set_weight = 'echo $CUTOVER_WEIGHT > {d}/w'
 get_weight = 'cat {d}/w'
 [analysis]
+method = "threshold"
 interval = "200ms"
 window = "1s"
 {analysis}

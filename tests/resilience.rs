@@ -46,6 +46,7 @@ stable = "{stable}"
 canary = "{canary}"
 
 [analysis]
+method = "threshold"
 interval = "500ms"
 window = "3s"
 min_requests = 5
@@ -269,6 +270,7 @@ set_weight = 'n=$(cat calls 2>/dev/null || echo 0); n=$((n+1)); echo $n > calls;
 get_weight = 'cat weight'
 
 [analysis]
+method = "threshold"
 interval = "200ms"
 window = "1s"
 
@@ -464,6 +466,7 @@ stable = "{stable}"
 canary = "{canary}"
 
 [analysis]
+method = "threshold"
 interval = "250ms"
 window = "2s"
 min_requests = 3

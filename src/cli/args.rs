@@ -33,6 +33,9 @@ pub enum Cmd {
     History(HistoryArgs),
     /// One deployment's story
     Show(ShowArgs),
+    /// Recompute every sequential analysis verdict of a journal, with its
+    /// settings or others, and say where they differ
+    Replay(ReplayArgs),
     /// The dashboard on a running deployment, from any terminal
     Attach(Target),
     /// Where a running deployment stands
@@ -193,6 +196,28 @@ pub struct HistoryArgs {
     /// Check every journal's hash chain; exit 1 if any is broken
     #[arg(long)]
     pub verify: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// The state dir (default: deploy.toml's, else ./.cutover)
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// The bound on false rollbacks to replay with (default: the journal's)
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// The ratio that counts as the same (default: the journal's)
+    #[arg(long)]
+    pub tolerance: Option<f64>,
+    /// What a slow request is, in ms: the journal holds counts at its own
+    /// slow_ms, so another one cannot be recounted (said, not guessed)
+    #[arg(long)]
+    pub slow_ms: Option<u64>,
+    /// Each analysis recomputed, as JSON lines
+    #[arg(long)]
+    pub json: bool,
+    /// The deployment id (as `history` lists it), a unique prefix of it, or `last`
+    pub id: String,
 }
 
 #[derive(clap::Args)]

@@ -9,7 +9,7 @@ use crate::record::story::Story;
 use crate::record::{self, history, journal, JournalRead};
 
 /// The state dir named, else the one of ./deploy.toml, else ./.cutover.
-fn resolve_state_dir(given: Option<PathBuf>) -> PathBuf {
+pub(super) fn resolve_state_dir(given: Option<PathBuf>) -> PathBuf {
     if let Some(d) = given {
         return d;
     }
@@ -84,7 +84,7 @@ fn verify(dir: &Path) -> Exit {
 }
 
 /// Finds a deployment by id, unique id prefix, or `last`.
-fn find(dir: &Path, id: &str) -> Result<JournalRead, String> {
+pub(super) fn find(dir: &Path, id: &str) -> Result<JournalRead, String> {
     let all = record::read_all(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     if id == "last" {
         return all

@@ -8,6 +8,7 @@ mod detached;
 mod inspect;
 mod open;
 mod release;
+mod replay;
 mod run;
 mod signals;
 
@@ -95,6 +96,7 @@ async fn dispatch(cli: Cli) -> Exit {
         Cmd::DemoApp(args) => run::demo_app(args).await,
         Cmd::History(args) => inspect::history(args),
         Cmd::Show(args) => inspect::show(args),
+        Cmd::Replay(args) => replay::replay(args),
         Cmd::Attach(target) => detached::attach(target).await,
         Cmd::Status(args) => control::status(args).await,
         Cmd::Approve(args) => control::approve(args).await,

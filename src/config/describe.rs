@@ -108,6 +108,30 @@ impl Plan {
                             a.min_requests,
                             a.failure_limit
                         );
+                        if a.method == super::plan::Method::Sequential {
+                            let slow = match &a.source {
+                                SourcePlan::Haproxy(_) => {
+                                    "slow requests not judged (HAProxy counts no latencies)"
+                                        .to_string()
+                                }
+                                SourcePlan::Prometheus { queries, .. }
+                                    if queries.slow_total.is_none() =>
+                                {
+                                    "slow requests not judged (no slow_total query)".to_string()
+                                }
+                                _ => format!("requests slower than {} ms", a.slow_ms),
+                            };
+                            let _ = writeln!(
+                                o,
+                                "                judge    sequential: 5xx and {slow}, alpha {}, tolerance {}; the limits below are guards",
+                                a.alpha, a.tolerance
+                            );
+                        } else {
+                            let _ = writeln!(
+                                o,
+                                "                judge    threshold: the limits below, per window"
+                            );
+                        }
                         let _ = writeln!(
                             o,
                             "                limits   {}",

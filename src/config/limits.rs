@@ -102,6 +102,16 @@ pub const RETRIES: RangeInclusive<i64> = 0..=1000;
 pub const MIN_REQUESTS: RangeInclusive<i64> = 1..=1_000_000_000;
 /// `[analysis] failure_limit`.
 pub const FAILURE_LIMIT: RangeInclusive<i64> = 1..=1000;
+/// `[analysis] slow_ms`: from a millisecond to an hour (the built-in
+/// router's latency histograms stop at an hour).
+pub const SLOW_MS: RangeInclusive<i64> = 1..=3_600_000;
+/// `[analysis] alpha`: below 0.0001 a rollback needs ln(1/alpha) > 9.2 nats
+/// of evidence, twice the default's, for no practical gain; above 0.2 one
+/// canary in five no worse than stable could be rolled back.
+pub const ALPHA: RangeInclusive<f64> = 0.0001..=0.2;
+/// `[analysis] tolerance`: a ratio of event rates; the judge's grid spans
+/// 1/1000 to 1000 times it.
+pub const TOLERANCE: RangeInclusive<f64> = 1.0..=100.0;
 /// A traffic step, in percent.
 pub const STEP: RangeInclusive<i64> = 1..=100;
 /// An http check's `expect_status`.

@@ -25,7 +25,7 @@ pub use limits::parse_duration;
 pub use load::{load, parse, parse_bytes, MAX_CONFIG_BYTES};
 pub use plan::{
     redact, AnalysisPlan, CheckKind, CheckSpec, Deployment, EtcdLock, GroupMember, HaproxyTarget,
-    LockPlan, NginxConfig, NotifyFormat, NotifyPlan, OperatorsPlan, Plan, PrometheusConfig,
+    LockPlan, Method, NginxConfig, NotifyFormat, NotifyPlan, OperatorsPlan, Plan, PrometheusConfig,
     RouterKind, RouterPlan, SourceKind, SourcePlan, StageKey, TrafficPlan, NOTIFY_EVENTS,
 };
 

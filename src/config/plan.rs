@@ -203,6 +203,16 @@ pub struct PrometheusConfig {
     pub p99_ms: Option<String>,
     pub p50_ms: Option<String>,
     pub requests: String,
+    /// Cumulative requests of the track since its counters started (for the
+    /// sequential method), e.g. `sum(http_requests_total{version="$version"})`.
+    pub requests_total: Option<String>,
+    /// Cumulative 5xx responses of the track.
+    pub errors_total: Option<String>,
+    /// Cumulative requests slower than `slow_ms` (`$slow_seconds` stands for
+    /// it in seconds); `None`: the slow kind is not judged.
+    pub slow_total: Option<String>,
+    /// `[analysis] slow_ms`, in milliseconds, for `$slow_seconds`.
+    pub slow_ms: u64,
     pub canary_version: String,
     pub stable_version: String,
 }
@@ -297,9 +307,42 @@ impl SourceKind {
     }
 }
 
+/// How the analysis decides (`[analysis] method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The anytime-valid sequential test on cumulative event counts
+    /// (`crate::judge`), with the limits as absolute guards.
+    Sequential,
+    /// The limits, judged on each sample's window.
+    Threshold,
+}
+
+impl Method {
+    pub const ALL: [Method; 2] = [Method::Sequential, Method::Threshold];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Sequential => "sequential",
+            Method::Threshold => "threshold",
+        }
+    }
+}
+
 /// How the canary is judged.
 #[derive(Debug, Clone)]
 pub struct AnalysisPlan {
+    /// Sequential (the default) or threshold.
+    pub method: Method,
+    /// Sequential: the bound on the chance of ever rolling back a canary no
+    /// worse than `tolerance` × stable, over the whole canary; within
+    /// [`super::limits::ALPHA`].
+    pub alpha: f64,
+    /// Sequential: the canary/stable event-rate ratio that still counts as
+    /// the same; within [`super::limits::TOLERANCE`].
+    pub tolerance: f64,
+    /// Sequential: a request slower than this many milliseconds is a "slow"
+    /// event; within [`super::limits::SLOW_MS`].
+    pub slow_ms: u64,
     /// One sample every interval; within [`super::limits::INTERVAL`].
     pub interval: Duration,
     /// Each sample looks back this far; at least `interval`, within
@@ -321,6 +364,11 @@ pub struct AnalysisPlan {
 impl Default for AnalysisPlan {
     fn default() -> Self {
         AnalysisPlan {
+            method: Method::Sequential,
+            alpha: 0.01,
+            // 1.1 cannot meet the detection target at alpha 0.01 (docs/analysis.md).
+            tolerance: 1.0,
+            slow_ms: 500,
             interval: Duration::from_secs(5),
             window: Duration::from_secs(30),
             min_requests: 20,

@@ -126,6 +126,10 @@ pub struct RawRouter {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAnalysis {
+    pub method: Option<S<String>>,
+    pub alpha: Option<S<f64>>,
+    pub tolerance: Option<S<f64>>,
+    pub slow_ms: Option<S<i64>>,
     pub interval: Option<S<String>>,
     pub window: Option<S<String>>,
     pub min_requests: Option<S<i64>>,
@@ -145,6 +149,9 @@ pub struct RawSource {
     pub p99_ms: Option<S<String>>,
     pub p50_ms: Option<S<String>>,
     pub requests: Option<S<String>>,
+    pub requests_total: Option<S<String>>,
+    pub errors_total: Option<S<String>>,
+    pub slow_total: Option<S<String>>,
     pub sample: Option<S<String>>,
 }
 

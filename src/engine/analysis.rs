@@ -156,6 +156,7 @@ mod tests {
             p50_ms: Some(p99 / 2.0),
             p95_ms: Some(p99 * 0.9),
             p99_ms: Some(p99),
+            totals: None,
         }
     }
 

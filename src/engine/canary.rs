@@ -26,6 +26,10 @@ pub struct CanaryPlan {
     pub failure_limit: u32,
     /// A step with no verdict for this long: `on_failure`.
     pub step_deadline: Duration,
+    /// The sequential judge: the bake is time at the step without a failing
+    /// sample (the judge passes only once it is over), and the step advances
+    /// on a pass only. Otherwise the bake is time on passing samples.
+    pub bake_is_time_at_step: bool,
 }
 
 /// One thing that happened, fed to [`Canary::handle`].
@@ -47,6 +51,9 @@ pub enum Input {
     /// One analysis sample over `interval` of time.
     Sample {
         verdict: Verdict,
+        /// A fail that needs no more samples: the sequential judge's evidence
+        /// reached 1/alpha (`failure_limit` does not apply).
+        decisive: bool,
         /// The metric source gave no sample (an error, a timeout).
         source_failed: bool,
         reasons: Vec<String>,
@@ -110,6 +117,8 @@ pub struct Canary {
     paused: bool,
     /// The analysis paused progression (`on_failure = "pause"`).
     held: bool,
+    /// The last sample at this step passed.
+    last_pass: bool,
     done: bool,
 }
 
@@ -127,6 +136,7 @@ impl Canary {
             gate: None,
             paused: false,
             held: false,
+            last_pass: false,
             done: false,
         }
     }
@@ -152,6 +162,12 @@ impl Canary {
     }
     pub fn held(&self) -> bool {
         self.held
+    }
+
+    /// Whether the bake is over once a sample over `interval` is counted:
+    /// what the sequential judge is told, since it passes only after the bake.
+    pub fn baked_after(&self, interval: Duration) -> bool {
+        self.baked.saturating_add(interval) >= self.plan.bake
     }
 
     /// The next planned step above the current weight.
@@ -180,6 +196,7 @@ impl Canary {
         self.deadline_warned = false;
         self.failing = 0;
         self.blind = 0;
+        self.last_pass = false;
     }
 
     /// Takes one input; returns what to do, in order.
@@ -207,10 +224,11 @@ impl Canary {
             }
             Input::Sample {
                 verdict,
+                decisive,
                 source_failed,
                 reasons,
                 interval,
-            } => self.sample(verdict, source_failed, reasons, interval),
+            } => self.sample(verdict, decisive, source_failed, reasons, interval),
             Input::Drift { router_weight } => {
                 let reason = format!(
                     "the router applies {router_weight}% but {}% is on record: progression held",
@@ -273,6 +291,7 @@ impl Canary {
     fn sample(
         &mut self,
         verdict: Verdict,
+        decisive: bool,
         source_failed: bool,
         reasons: Vec<String>,
         interval: Duration,
@@ -282,11 +301,13 @@ impl Canary {
             return Vec::new();
         }
         self.blind = if source_failed { self.blind + 1 } else { 0 };
+        self.last_pass = verdict == Verdict::Pass;
         let mut out = Vec::new();
+        let counting = self.gate.is_none() && !self.paused;
         match verdict {
             Verdict::Pass => {
                 self.failing = 0;
-                if self.gate.is_none() && !self.paused {
+                if counting {
                     self.baked = self.baked.saturating_add(interval);
                     self.undecided = Duration::ZERO;
                     self.deadline_warned = false;
@@ -294,10 +315,24 @@ impl Canary {
             }
             Verdict::Fail => self.failing += 1,
             Verdict::Inconclusive => {
-                if self.gate.is_none() && !self.paused {
+                if counting {
                     self.undecided = self.undecided.saturating_add(interval);
+                    if self.plan.bake_is_time_at_step && !source_failed {
+                        self.baked = self.baked.saturating_add(interval);
+                    }
                 }
             }
+        }
+        if decisive && verdict == Verdict::Fail {
+            out.extend(self.failure(
+                format!(
+                    "analysis failed at {}%: {}",
+                    self.weight,
+                    reasons.join("; ")
+                ),
+                RollbackSource::Analysis,
+            ));
+            return out;
         }
         let limit = self.plan.failure_limit;
         if self.blind >= limit {
@@ -390,6 +425,7 @@ impl Canary {
             || self.gate.is_some()
             || self.paused
             || self.pending.is_some()
+            || (self.plan.bake_is_time_at_step && !self.last_pass)
         {
             return Vec::new();
         }

@@ -15,12 +15,14 @@ fn plan(approval: Approval, on_failure: OnFailure) -> CanaryPlan {
         on_failure,
         failure_limit: 2,
         step_deadline: Duration::from_secs(10),
+        bake_is_time_at_step: false,
     }
 }
 
 fn sample(verdict: Verdict) -> Input {
     Input::Sample {
         verdict,
+        decisive: false,
         source_failed: false,
         reasons: vec!["why".into()],
         interval: S,
@@ -188,6 +190,7 @@ fn a_blind_source_counts_as_failing() {
     let mut c = at_first_step(plan(Approval::Auto, OnFailure::Rollback));
     let blind = || Input::Sample {
         verdict: Verdict::Inconclusive,
+        decisive: false,
         source_failed: true,
         reasons: vec!["connection refused".into()],
         interval: S,
@@ -377,4 +380,89 @@ fn a_step_put_back_on_a_group_applies_on_failure_at_the_weight_before() {
         c.handle(sample(Verdict::Pass)),
         vec![apply(50, WeightSource::Plan)]
     );
+}
+
+fn sequential(approval: Approval, on_failure: OnFailure) -> CanaryPlan {
+    CanaryPlan {
+        bake_is_time_at_step: true,
+        ..plan(approval, on_failure)
+    }
+}
+
+fn decisive_fail() -> Input {
+    Input::Sample {
+        verdict: Verdict::Fail,
+        decisive: true,
+        source_failed: false,
+        reasons: vec!["errors: evidence reached 1/alpha".into()],
+        interval: S,
+    }
+}
+
+#[test]
+fn sequential_a_decisive_fail_rolls_back_at_once_before_the_bake() {
+    let mut c = at_first_step(sequential(Approval::Auto, OnFailure::Rollback));
+    assert_eq!(c.handle(sample(Verdict::Inconclusive)), vec![]);
+    let d = c.handle(decisive_fail());
+    assert!(
+        matches!(&d[..], [Decision::Rollback { reason, source: RollbackSource::Analysis }] if reason.contains("1/alpha")),
+        "{d:?}"
+    );
+    // With on_failure = "pause": held at once, and not again until approved.
+    let mut c = at_first_step(sequential(Approval::Auto, OnFailure::Pause));
+    let d = c.handle(decisive_fail());
+    assert!(
+        matches!(
+            &d[..],
+            [Decision::Pause { .. }, Decision::OpenGate(GateTarget::Hold)]
+        ),
+        "{d:?}"
+    );
+    assert_eq!(c.handle(decisive_fail()), vec![]);
+    // Ignored while a weight change is in flight: the driver repeats it.
+    let mut c = at_first_step(sequential(Approval::Auto, OnFailure::Rollback));
+    c.handle(Input::SetWeight(20));
+    assert_eq!(c.handle(decisive_fail()), vec![]);
+}
+
+#[test]
+fn sequential_the_bake_is_time_at_the_step_and_only_a_pass_advances() {
+    let mut c = at_first_step(sequential(Approval::Auto, OnFailure::Rollback));
+    // Inconclusive samples bake the step (the judge passes only after it).
+    assert!(!c.baked_after(S));
+    assert_eq!(c.handle(sample(Verdict::Inconclusive)), vec![]);
+    assert_eq!(c.handle(sample(Verdict::Inconclusive)), vec![]);
+    assert!(c.baked_after(S));
+    assert_eq!(c.handle(sample(Verdict::Inconclusive)), vec![]);
+    assert_eq!(c.baked(), 3 * S);
+    // Baked, still inconclusive: held until the judge passes.
+    assert_eq!(c.handle(sample(Verdict::Inconclusive)), vec![]);
+    assert_eq!(
+        c.handle(sample(Verdict::Pass)),
+        vec![apply(50, WeightSource::Plan)]
+    );
+    // A guard's fail (not decisive) counts toward failure_limit as before,
+    // and bakes nothing.
+    c.handle(Input::WeightConfirmed(50));
+    assert_eq!(c.handle(sample(Verdict::Fail)), vec![]);
+    assert_eq!(c.baked(), Duration::ZERO);
+    let d = c.handle(sample(Verdict::Fail));
+    assert!(matches!(&d[..], [Decision::Rollback { .. }]), "{d:?}");
+    // A source that fails bakes nothing either.
+    let mut c = at_first_step(sequential(Approval::Auto, OnFailure::Rollback));
+    c.handle(Input::Sample {
+        verdict: Verdict::Inconclusive,
+        decisive: false,
+        source_failed: true,
+        reasons: vec![],
+        interval: S,
+    });
+    assert_eq!(c.baked(), Duration::ZERO);
+    // Resuming after a pause does not advance on an inconclusive step.
+    let mut c = at_first_step(sequential(Approval::Auto, OnFailure::Rollback));
+    for _ in 0..4 {
+        c.handle(sample(Verdict::Inconclusive));
+    }
+    c.handle(Input::Paused(true));
+    assert_eq!(c.handle(Input::Paused(false)), vec![]);
 }

@@ -13,8 +13,10 @@ mod attendance;
 pub mod canary;
 mod command;
 mod fence;
+mod judging;
 mod lifecycle;
 mod procedure;
+mod recovery;
 mod rollback;
 pub mod snapshot;
 mod state;
@@ -188,6 +190,12 @@ pub(crate) struct Engine {
     attendance: attendance::Attendance,
     /// Accounts that approved the gate open now (the two-person rule).
     pending_approvals: Vec<String>,
+    /// The sequential judge of the canary under way.
+    sequential: judging::Sequential,
+    /// Stable's counts read before the first step, while they are read.
+    baseline: recovery::Baseline,
+    /// The baseline once the first step came: what a recovery is checked against.
+    baseline_readings: Vec<crate::domain::Totals>,
 }
 
 /// Journals each command's process group as it starts and ends.
@@ -320,8 +328,13 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         };
         let source: Option<Arc<dyn MetricSource>> = match (&plan.traffic, &built) {
             (Some(_), Some(b)) => Some(
-                crate::metrics::build(&plan.analysis.source, b.stats.clone(), ctx.clone())
-                    .map_err(|e| StartError::Plan(e.to_string()))?,
+                crate::metrics::build(
+                    &plan.analysis.source,
+                    plan.analysis.slow_ms,
+                    b.stats.clone(),
+                    ctx.clone(),
+                )
+                .map_err(|e| StartError::Plan(e.to_string()))?,
             ),
             _ => None,
         };
@@ -339,6 +352,9 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
             return Err(e);
         }
     };
+    if let Some(stats) = built.as_ref().and_then(|b| b.stats.as_ref()) {
+        stats.set_slow_ms(plan.analysis.slow_ms);
+    }
     let router_listen = built.as_ref().and_then(|b| b.listen);
     let router = built.as_ref().map(|b| Arc::clone(&b.router));
     let group = built.as_ref().and_then(|b| b.group.clone());
@@ -388,6 +404,9 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
             ..Default::default()
         },
         pending_approvals: Vec::new(),
+        sequential: judging::Sequential::default(),
+        baseline: recovery::Baseline::default(),
+        baseline_readings: Vec::new(),
     };
     engine.publish();
     let task = tokio::spawn(engine.run());

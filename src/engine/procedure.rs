@@ -38,6 +38,7 @@ pub(crate) enum StageResult {
 
 impl Engine {
     pub(crate) async fn walk(&mut self) -> Result<End, Stop> {
+        self.start_baseline();
         for stage in [StageName::Prepare, StageName::Checkpoint] {
             match self.run_stage(stage).await {
                 Ok(StageResult::Failed(reason)) => return Ok(End::Failed(reason)),

@@ -90,7 +90,7 @@ impl Engine {
         // the weight went to 0.
         if self.traffic_touched && weight_ms.is_some() {
             match self.verify_stable(stable_since).await {
-                StableCheck::Serving => {}
+                StableCheck::Serving => self.check_recovery(requested_at).await,
                 StableCheck::NotServing(problem) => problems.push(problem),
                 StableCheck::Interrupted(why) => {
                     return (
@@ -405,6 +405,7 @@ impl Engine {
             stable: result.pair.stable.clone(),
             verdict,
             reasons: reasons.clone(),
+            sequential: None,
         });
         match verdict {
             Verdict::Pass => StableCheck::Serving,

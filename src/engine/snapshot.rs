@@ -131,6 +131,9 @@ pub struct Thresholds {
     /// apply only when stable has this many.
     #[serde(default)]
     pub min_requests: u64,
+    /// The sequential judge decides; the limits are guards.
+    #[serde(default)]
+    pub sequential: bool,
 }
 
 /// The traffic stage as the traffic-split pane shows it.
@@ -227,8 +230,74 @@ pub struct Snapshot {
     pub message: Option<String>,
     /// When an operator asked for the rollback under way (the key press).
     pub rollback_requested_at: Option<DateTime<Utc>>,
+    /// The sequential judge's evidence at the last sample (`None` with the
+    /// threshold method, or before the first counts).
+    #[serde(default)]
+    pub evidence: Option<EvidenceView>,
+    /// Stable after a rollback, against its own rate before the first step.
+    #[serde(default)]
+    pub recovery: Option<RecoveryView>,
     /// Bumped on every publication, so views can tell a change cheaply.
     pub revision: u64,
+}
+
+/// The sequential judge as the screen shows it: per event kind, how close the
+/// evidence is to a rollback and to a pass, the canary/stable ratio with its
+/// interval, and about how many requests are left to decide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceView {
+    /// The bound on false rollbacks over all kinds.
+    pub alpha: f64,
+    /// The ratio that counts as the same.
+    pub tolerance: f64,
+    /// What a slow request is, in milliseconds.
+    pub slow_ms: u64,
+    /// Each kind judged, in order (5xx first).
+    pub kinds: Vec<KindView>,
+    /// Kinds the source cannot count, and why ("slow: HAProxy counts no latencies").
+    pub unavailable: Vec<String>,
+    /// Both tracks' requests per second over the last interval.
+    pub requests_per_s: Option<f64>,
+    /// The judge failed the canary (it stands).
+    pub failed: bool,
+    /// The step's bake was over at the last sample.
+    pub baked: bool,
+}
+
+/// One event kind's evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindView {
+    pub kind: crate::judge::EventKind,
+    /// The fail evidence as a fraction of the way to 1/(alpha/kinds), in
+    /// [0, 1] on a log scale (1: rolled back).
+    pub to_fail: f64,
+    /// The furthest pass basis' progress, in [0, 1] on a log scale (1: passes;
+    /// the bake and `min_requests` aside).
+    pub to_pass: f64,
+    /// The canary/stable event-rate ratio that fits best (`None` before any
+    /// event), and its anytime-valid `1 − alpha` interval (`ratio_high`
+    /// `None`: unbounded).
+    pub ratio: Option<f64>,
+    pub ratio_low: f64,
+    pub ratio_high: Option<f64>,
+    pub verdict: crate::judge::Verdict,
+    /// About how many more requests (both tracks) to a decision.
+    pub more_requests: Option<u64>,
+    /// Requests and events judged since the canary started.
+    pub canary: crate::judge::TrackCounts,
+    pub stable: crate::judge::TrackCounts,
+}
+
+/// The recovery check after a rollback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryView {
+    /// "recovered: at most 1.6× the baseline", "still worse than before", …
+    pub summary: String,
+    /// From the rollback's request to the reading that showed stable
+    /// recovered, in milliseconds.
+    pub recovered_ms: Option<f64>,
+    /// The check is over (decided, or out of baseline).
+    pub done: bool,
 }
 
 impl Gate {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::snapshot::{
-    AnalysisPoint, CheckStatus, CheckView, Gate, Phase, Snapshot, StageStatus, StageView,
-    Thresholds, TrafficView,
+    AnalysisPoint, CheckStatus, CheckView, EvidenceView, Gate, Phase, RecoveryView, Snapshot,
+    StageStatus, StageView, Thresholds, TrafficView,
 };
 use crate::config::Plan;
 use crate::domain::{Approval, MemberWeight, Outcome, StageName, Verdict};
@@ -65,6 +65,8 @@ pub(crate) struct State {
     pub finished_at: Option<DateTime<Utc>>,
     /// A group's members as they last confirmed or read back.
     pub members: Vec<MemberWeight>,
+    pub evidence: Option<EvidenceView>,
+    pub recovery: Option<RecoveryView>,
 }
 
 impl State {
@@ -126,6 +128,8 @@ impl State {
                     error: None,
                 })
                 .collect(),
+            evidence: None,
+            recovery: None,
         }
     }
 
@@ -193,6 +197,8 @@ impl State {
             outcome: self.outcome,
             message: self.message.clone(),
             rollback_requested_at: self.rollback_requested_at,
+            evidence: self.evidence.clone(),
+            recovery: self.recovery.clone(),
             revision,
         }
     }
@@ -238,6 +244,7 @@ impl Fixed {
                 max_error_rate_increase: plan.analysis.max_error_rate_increase,
                 max_p99_ratio: plan.analysis.max_p99_ratio,
                 min_requests: plan.analysis.min_requests,
+                sequential: plan.analysis.method == crate::config::Method::Sequential,
             },
             traffic,
         }

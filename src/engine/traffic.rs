@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::analysis::judge_at;
 use super::canary::{Canary, CanaryPlan, Decision, Input};
 use super::command::Effect;
-use super::snapshot::{AnalysisPoint, Gate};
+use super::snapshot::Gate;
 use super::weights::{AfterChange, InFlight, Purpose, ROUTER_TIMEOUT};
 use super::{Engine, Stop};
+use crate::config::Method;
 use crate::domain::{
-    GateTarget, MemberWeight, Operator, StageName, StageOutcome, TrackPair, Verdict, WeightSource,
+    GateTarget, MemberWeight, Operator, StageName, StageOutcome, TrackPair, WeightSource,
 };
 use crate::record::Event;
 use crate::router::group::common_weight;
@@ -80,7 +80,13 @@ impl Engine {
             on_failure: tp.on_failure,
             failure_limit: a.failure_limit,
             step_deadline: tp.step_deadline,
+            bake_is_time_at_step: a.method == Method::Sequential,
         });
+        // One sequential test over the whole canary, from its first reading,
+        // taken at once; stable's baseline ends here.
+        self.sequential = super::judging::Sequential::default();
+        self.state.evidence = None;
+        self.end_baseline()?;
         let resumed = self.resume.as_ref();
         let start = Input::Start {
             weight,
@@ -95,7 +101,10 @@ impl Engine {
         if self.state.paused {
             canary.handle(Input::Paused(true));
         }
-        let mut next_sample = tokio::time::Instant::now() + a.interval;
+        let mut next_sample = tokio::time::Instant::now();
+        if a.method == Method::Threshold {
+            next_sample += a.interval;
+        }
         let mut sampling: Option<Sampling> = None;
         let mut unreadable = 0u32;
         while !canary.is_done() {
@@ -162,7 +171,8 @@ impl Engine {
                     if let (Some(members), None) = (&result.members, &inflight) {
                         self.show_members(members);
                     }
-                    let mut inputs = vec![self.record_sample(result.pair, result.error, a.interval)?];
+                    let baked = canary.baked_after(a.interval);
+                    let mut inputs = vec![self.record_sample(result.pair, result.error, a.interval, baked)?];
                     if let (Some(read), None) = (result.router_weight, &inflight) {
                         let (read, detail) = match &result.members {
                             Some(members) => group_read(members, self.state.weight),
@@ -171,7 +181,16 @@ impl Engine {
                         inputs.extend(self.watch_router(read, detail, &mut unreadable, a.failure_limit)?);
                     }
                     for input in inputs {
+                        let decisive = matches!(input, Input::Sample { decisive: true, .. });
                         let decisions = canary.handle(input);
+                        if decisive
+                            && decisions
+                                .iter()
+                                .any(|d| matches!(d, Decision::Rollback { .. } | Decision::Pause { .. }))
+                        {
+                            // Acted on; a hold the operator approves is not undone by it again.
+                            self.sequential.fail_pending = false;
+                        }
                         self.carry_out(&mut canary, decisions, &mut inflight, &mut slider_operator)?;
                     }
                     None
@@ -368,51 +387,6 @@ impl Engine {
                 Ok(Vec::new())
             }
         }
-    }
-
-    /// Judges a sample of both tracks, journals and publishes it.
-    pub(crate) fn record_sample(
-        &mut self,
-        pair: TrackPair,
-        error: Option<String>,
-        interval: Duration,
-    ) -> Result<Input, Stop> {
-        // Figures outside their domain are the source failing, not evidence.
-        let error = error.or_else(|| super::analysis::validate(&pair).err());
-        let source_failed = error.is_some();
-        let (verdict, reasons) = match error {
-            Some(e) => (Verdict::Inconclusive, vec![e]),
-            None => judge_at(&pair, &self.plan.analysis, self.state.weight),
-        };
-        self.record(Event::Analysis {
-            weight: self.state.weight,
-            canary: pair.canary.clone(),
-            stable: pair.stable.clone(),
-            verdict,
-            reasons: reasons.clone(),
-        })?;
-        if source_failed {
-            self.state.message = Some(format!("metric source failing: {}", reasons.join("; ")));
-        }
-        self.state.verdict = Some(verdict);
-        // Timed from the deployment's start, not this process's: a resumed
-        // run's samples line up with the ones before it.
-        let at = Utc::now();
-        self.state.push_sample(AnalysisPoint {
-            t: (at - self.fixed.started_at).num_milliseconds() as f64 / 1000.0,
-            at,
-            weight: self.state.weight,
-            pair,
-            verdict,
-            reasons: reasons.clone(),
-        });
-        self.publish();
-        Ok(Input::Sample {
-            verdict,
-            source_failed,
-            reasons,
-            interval,
-        })
     }
 
     /// One sample from the metric source, as a future of its own (a failing

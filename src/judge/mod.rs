@@ -10,11 +10,14 @@
 //!   interval for the canary/stable rate ratio, "≈ N more requests to decide".
 //! - `rule`: the pass rule (what a pass may honestly claim) and an
 //!   anytime-valid bound on the canary's own event rate.
+//! - `kinds`: the engine's judge: one test per event kind at `alpha / kinds`,
+//!   the combined verdict, the journal's record of each reading and its replay.
 //! - `recovery`: after a rollback, stable now against stable before the first step.
 //! - `sim`: a seeded simulation of request streams, for tests and `benches/judge.rs`.
 //!
 //! The method, its assumptions and the simulation's table are in `docs/analysis.md`.
 
+pub mod kinds;
 pub mod recovery;
 pub mod rule;
 pub mod sequential;

@@ -111,6 +111,11 @@ impl Recovery {
         })
     }
 
+    /// The evidence as it stands.
+    pub fn evidence(&self) -> Evidence {
+        self.test.evidence()
+    }
+
     /// Baseline intervals not yet paired.
     pub fn intervals_left(&self) -> usize {
         self.chunks.len() - self.used

@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 
 use super::{MetricError, MetricSource};
 
-use crate::domain::{Track, TrackPair, TrackSample};
+use crate::domain::{Totals, Track, TrackPair, TrackSample};
 
 /// Latencies are recorded in microseconds; anything slower than an hour is
 /// recorded as an hour rather than dropped.
@@ -50,6 +50,7 @@ struct Ring {
     buckets: Vec<Mutex<Bucket>>,
     total_requests: AtomicU64,
     total_errors: AtomicU64,
+    total_slow: AtomicU64,
 }
 
 impl Ring {
@@ -58,6 +59,7 @@ impl Ring {
             buckets: (0..len).map(|_| Mutex::new(Bucket::default())).collect(),
             total_requests: AtomicU64::new(0),
             total_errors: AtomicU64::new(0),
+            total_slow: AtomicU64::new(0),
         }
     }
 
@@ -80,7 +82,12 @@ fn new_histogram() -> Option<Histogram<u64>> {
 pub struct TrackTotals {
     pub requests: u64,
     pub errors: u64,
+    /// Requests slower than the slow threshold (`set_slow_ms`).
+    pub slow: u64,
 }
+
+/// The slow threshold until `set_slow_ms` is called: `[analysis] slow_ms`'s default.
+const DEFAULT_SLOW_US: u64 = 500_000;
 
 /// Per-track request, 5xx and latency counts over a sliding window.
 ///
@@ -90,6 +97,8 @@ pub struct TrafficStats {
     started: Instant,
     stable: Ring,
     canary: Ring,
+    /// A request slower than this many microseconds is counted slow.
+    slow_us: AtomicU64,
 }
 
 impl TrafficStats {
@@ -103,7 +112,15 @@ impl TrafficStats {
             started: Instant::now(),
             stable: Ring::new(len),
             canary: Ring::new(len),
+            slow_us: AtomicU64::new(DEFAULT_SLOW_US),
         }
+    }
+
+    /// Counts requests slower than `ms` milliseconds as slow from now on
+    /// (`[analysis] slow_ms`; set once, before traffic is judged).
+    pub fn set_slow_ms(&self, ms: u64) {
+        self.slow_us
+            .store(ms.saturating_mul(1000), Ordering::Relaxed);
     }
 
     /// The longest window a query can cover; longer ones are cut to it.
@@ -125,9 +142,14 @@ impl TrafficStats {
     /// Counts of `track` since the stats were created.
     pub fn totals(&self, track: Track) -> TrackTotals {
         let ring = self.ring(track);
+        // Slow and errors are read before requests, and each is counted
+        // after its request: a reading never has more events than requests.
+        let slow = ring.total_slow.load(Ordering::Acquire);
+        let errors = ring.total_errors.load(Ordering::Acquire);
         TrackTotals {
-            requests: ring.total_requests.load(Ordering::Relaxed),
-            errors: ring.total_errors.load(Ordering::Relaxed),
+            requests: ring.total_requests.load(Ordering::Acquire),
+            errors,
+            slow,
         }
     }
 
@@ -144,10 +166,15 @@ impl TrafficStats {
 
     fn record_at(&self, second: u64, track: Track, status: u16, latency: Duration) {
         let is_error = (500..=599).contains(&status);
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let is_slow = us > self.slow_us.load(Ordering::Relaxed);
         let ring = self.ring(track);
-        ring.total_requests.fetch_add(1, Ordering::Relaxed);
+        ring.total_requests.fetch_add(1, Ordering::Release);
         if is_error {
-            ring.total_errors.fetch_add(1, Ordering::Relaxed);
+            ring.total_errors.fetch_add(1, Ordering::Release);
+        }
+        if is_slow {
+            ring.total_slow.fetch_add(1, Ordering::Release);
         }
         let mut bucket = ring.slot(second);
         if bucket.second != second {
@@ -161,7 +188,6 @@ impl TrafficStats {
             bucket.latency_us = new_histogram();
         }
         if let Some(h) = bucket.latency_us.as_mut() {
-            let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
             // Zero is below the histogram's lowest value; a sub-microsecond
             // answer is recorded as one microsecond.
             h.saturating_record(us.max(1));
@@ -205,6 +231,7 @@ impl TrafficStats {
             p50_ms: quantile_ms(0.50),
             p95_ms: quantile_ms(0.95),
             p99_ms: quantile_ms(0.99),
+            totals: None,
         }
     }
 }
@@ -231,9 +258,20 @@ impl MetricSource for BuiltinSource {
         "builtin"
     }
     async fn sample(&self, window: Duration) -> Result<TrackPair, MetricError> {
+        let track = |t: Track| {
+            let totals = self.stats.totals(t);
+            TrackSample {
+                totals: Some(Totals {
+                    requests: totals.requests,
+                    errors: totals.errors,
+                    slow: Some(totals.slow),
+                }),
+                ..self.stats.window(t, window)
+            }
+        };
         Ok(TrackPair {
-            canary: self.stats.window(Track::Canary, window),
-            stable: self.stats.window(Track::Stable, window),
+            canary: track(Track::Canary),
+            stable: track(Track::Stable),
         })
     }
 }
@@ -272,7 +310,8 @@ mod tests {
             stats.totals(Track::Canary),
             TrackTotals {
                 requests: 7,
-                errors: 3
+                errors: 3,
+                slow: 0
             }
         );
     }
@@ -362,5 +401,33 @@ mod tests {
             .expect("sample");
         assert_eq!((pair.canary.requests, pair.canary.errors), (1, 1));
         assert_eq!((pair.stable.requests, pair.stable.errors), (2, 0));
+        assert_eq!(
+            pair.canary.totals,
+            Some(Totals {
+                requests: 1,
+                errors: 1,
+                slow: Some(0)
+            })
+        );
+    }
+
+    #[test]
+    fn requests_slower_than_the_threshold_are_counted_slow() {
+        let stats = TrafficStats::new(Duration::from_secs(30));
+        stats.set_slow_ms(100);
+        for latency in [10, 100, 101, 2_000] {
+            stats.record_at(0, Track::Canary, 200, ms(latency));
+        }
+        stats.record_at(0, Track::Stable, 503, ms(150));
+        // Exactly the threshold is not slower than it.
+        assert_eq!(stats.totals(Track::Canary).slow, 2);
+        assert_eq!(
+            stats.totals(Track::Stable),
+            TrackTotals {
+                requests: 1,
+                errors: 1,
+                slow: 1
+            }
+        );
     }
 }

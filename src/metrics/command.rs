@@ -1,5 +1,9 @@
 //! The command source: a shell command prints one JSON sample of both tracks,
-//! `{"canary": {"requests": N, "errors": N, "p50_ms": X, "p99_ms": X}, "stable": {…}}`.
+//! `{"canary": {"requests": N, "errors": N, "p50_ms": X, "p99_ms": X}, "stable": {…}}`,
+//! the figures over the window (`$CUTOVER_WINDOW_SECONDS`). For the sequential
+//! judge each track also prints its cumulative counters since some origin of
+//! its own, `"totals": {"requests": N, "errors": N, "slow": N}` (`slow`: requests
+//! slower than `$CUTOVER_SLOW_MS`; leave it out when the command cannot tell).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,16 +14,22 @@ use serde::Deserialize;
 use super::{MetricError, MetricSource};
 
 use crate::check::{shell, CheckContext};
-use crate::domain::{TrackPair, TrackSample};
+use crate::domain::{Totals, TrackPair, TrackSample};
 
 pub struct CommandSource {
     sample: String,
     ctx: CheckContext,
+    /// `[analysis] slow_ms`, passed on as `CUTOVER_SLOW_MS`.
+    slow_ms: u64,
 }
 
 impl CommandSource {
-    pub fn new(sample: String, ctx: CheckContext) -> Self {
-        CommandSource { sample, ctx }
+    pub fn new(sample: String, ctx: CheckContext, slow_ms: u64) -> Self {
+        CommandSource {
+            sample,
+            ctx,
+            slow_ms,
+        }
     }
 }
 
@@ -43,6 +53,17 @@ struct PrintedTrack {
     p95_ms: Option<f64>,
     #[serde(default)]
     p99_ms: Option<f64>,
+    #[serde(default)]
+    totals: Option<PrintedTotals>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrintedTotals {
+    requests: u64,
+    errors: u64,
+    #[serde(default)]
+    slow: Option<u64>,
 }
 
 impl PrintedTrack {
@@ -62,6 +83,11 @@ impl PrintedTrack {
             p50_ms: self.p50_ms.filter(|v| v.is_finite()),
             p95_ms: self.p95_ms.filter(|v| v.is_finite()),
             p99_ms: self.p99_ms.filter(|v| v.is_finite()),
+            totals: self.totals.map(|t| Totals {
+                requests: t.requests,
+                errors: t.errors,
+                slow: t.slow,
+            }),
         }
     }
 }
@@ -93,6 +119,7 @@ impl MetricSource for CommandSource {
             "CUTOVER_WINDOW_SECONDS".to_string(),
             window.as_secs().max(1).to_string(),
         );
+        env.insert("CUTOVER_SLOW_MS".to_string(), self.slow_ms.to_string());
         let a = shell::run(
             &self.sample,
             &env,
@@ -131,5 +158,22 @@ mod tests {
             r#"{"canary": {"requests": 1, "bogus": 2}, "stable": {"requests": 1}}"#.into()
         ])
         .is_err());
+        assert_eq!(pair.canary.totals, None);
+    }
+
+    #[test]
+    fn parses_cumulative_totals_with_or_without_slow() {
+        let pair = parse(&[r#"{"canary": {"requests": 20, "totals": {"requests": 900, "errors": 4, "slow": 7}}, "stable": {"requests": 80, "totals": {"requests": 9000, "errors": 30}}}"#.into()]).unwrap();
+        assert_eq!(
+            pair.canary.totals,
+            Some(Totals {
+                requests: 900,
+                errors: 4,
+                slow: Some(7)
+            })
+        );
+        assert_eq!(pair.stable.totals.and_then(|t| t.slow), None);
+        // A typo in the totals is an error, not a silent zero.
+        assert!(parse(&[r#"{"canary": {"requests": 1, "totals": {"requests": 1, "error": 0}}, "stable": {"requests": 1}}"#.into()]).is_err());
     }
 }

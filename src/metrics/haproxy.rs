@@ -4,12 +4,15 @@
 //! HAProxy keeps running totals and no percentiles, so each sample covers the
 //! time since the previous one (the analysis `window` does not apply), and
 //! only `p50_ms` is filled, with the average response time (`rtime`, over the
-//! server's last 1024 requests).
+//! server's last 1024 requests). The running totals themselves go to the
+//! sequential judge as `totals`; HAProxy counts no per-request latencies, so
+//! there is no slow count.
 //!
 //! With a group of HAProxy routers, every member's stats socket is read and
 //! the counts are summed (the response time is the members' average,
-//! weighted by their requests); a member that cannot be read makes the
-//! sample fail, naming it, rather than judge part of the traffic.
+//! weighted by their requests; the totals add up); a member that cannot be
+//! read makes the sample fail, naming it, rather than judge part of the
+//! traffic.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -19,7 +22,7 @@ use async_trait::async_trait;
 use super::{MetricError, MetricSource};
 
 use crate::config::HaproxyTarget;
-use crate::domain::{TrackPair, TrackSample};
+use crate::domain::{Totals, TrackPair, TrackSample};
 use crate::haproxy_api::{server_row, RuntimeApi};
 
 /// One server's running totals in `show stat`.
@@ -74,6 +77,17 @@ fn delta(previous: Option<Counters>, now: Counters) -> TrackSample {
         p50_ms: if has_data { now.rtime_ms } else { None },
         p95_ms: None,
         p99_ms: None,
+        totals: None,
+    }
+}
+
+/// The server's running totals as the judge reads them: HAProxy has no
+/// count of slow requests.
+fn totals(c: Counters) -> Totals {
+    Totals {
+        requests: c.requests,
+        errors: c.errors,
+        slow: None,
     }
 }
 
@@ -104,6 +118,15 @@ fn sum(samples: &[TrackSample]) -> TrackSample {
         p50_ms,
         p95_ms: None,
         p99_ms: None,
+        totals: samples
+            .iter()
+            .map(|s| s.totals)
+            .collect::<Option<Vec<Totals>>>()
+            .map(|all| Totals {
+                requests: all.iter().map(|t| t.requests).sum(),
+                errors: all.iter().map(|t| t.errors).sum(),
+                slow: None,
+            }),
     }
 }
 
@@ -182,8 +205,14 @@ impl MetricSource for HaproxySource {
         let mut canary = Vec::with_capacity(now.len());
         let mut stable = Vec::with_capacity(now.len());
         for (base, (c, s)) in last.iter_mut().zip(now) {
-            canary.push(delta(base.canary, c));
-            stable.push(delta(base.stable, s));
+            canary.push(TrackSample {
+                totals: Some(totals(c)),
+                ..delta(base.canary, c)
+            });
+            stable.push(TrackSample {
+                totals: Some(totals(s)),
+                ..delta(base.stable, s)
+            });
             *base = Baseline {
                 canary: Some(c),
                 stable: Some(s),
@@ -253,6 +282,7 @@ other,v2,0,5,5,5,1,,\n";
             p50_ms: Some(10.0),
             p95_ms: None,
             p99_ms: None,
+            totals: None,
         };
         let s = sum(&[a, b, TrackSample::default()]);
         assert_eq!((s.requests, s.errors), (200, 5));
@@ -313,12 +343,29 @@ other,v2,0,5,5,5,1,,\n";
             canary_server: "v2".into(),
         });
         let first = src.sample(Duration::from_secs(30)).await.unwrap();
-        assert_eq!(first, TrackPair::default());
+        assert_eq!(first.canary.requests, 0);
+        assert_eq!(
+            first.canary.totals,
+            Some(Totals {
+                requests: 10,
+                errors: 0,
+                slow: None
+            })
+        );
+        assert_eq!(first.stable.totals.map(|t| t.requests), Some(100));
         let second = src.sample(Duration::from_secs(30)).await.unwrap();
         assert_eq!(second.canary.requests, 10);
         assert_eq!(second.canary.error_rate, Some(0.4));
         assert_eq!(second.stable.requests, 90);
         assert_eq!(second.stable.error_rate, Some(0.0));
+        assert_eq!(
+            second.canary.totals,
+            Some(Totals {
+                requests: 20,
+                errors: 4,
+                slow: None
+            })
+        );
         server.await.unwrap();
     }
 }

@@ -43,6 +43,7 @@ pub trait MetricSource: Send + Sync {
 /// built-in router's counts.
 pub fn build(
     plan: &crate::config::SourcePlan,
+    slow_ms: u64,
     stats: Option<std::sync::Arc<TrafficStats>>,
     ctx: crate::check::CheckContext,
 ) -> Result<std::sync::Arc<dyn MetricSource>, MetricError> {
@@ -63,7 +64,7 @@ pub fn build(
         }
         SourcePlan::Haproxy(targets) => Arc::new(haproxy::HaproxySource::summing(targets.clone())),
         SourcePlan::Command { sample } => {
-            Arc::new(command::CommandSource::new(sample.clone(), ctx))
+            Arc::new(command::CommandSource::new(sample.clone(), ctx, slow_ms))
         }
     })
 }

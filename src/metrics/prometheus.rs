@@ -3,6 +3,12 @@
 //! Each query names its own look-back (`[1m]` in a `rate()`), so the analysis
 //! `window` is not passed on. A result that is empty, NaN or infinite is no
 //! data: the analysis calls it inconclusive, never a pass.
+//!
+//! For the sequential judge, `requests_total`, `errors_total` and
+//! `slow_total` query cumulative counters (no look-back: the judge takes the
+//! differences itself, so there is no `rate()` smoothing and no window). An
+//! empty answer there is a count of 0 (no series yet); `$slow_seconds` stands
+//! for `slow_ms` in seconds as a histogram's `le` label writes it (`0.5`, `1`).
 
 use std::time::Duration;
 
@@ -11,7 +17,7 @@ use serde_json::Value;
 
 use super::{MetricError, MetricSource};
 
-use crate::domain::{TrackPair, TrackSample};
+use crate::domain::{Totals, TrackPair, TrackSample};
 
 pub use crate::config::PrometheusConfig;
 
@@ -88,6 +94,23 @@ fn track(
         p50_ms: p50,
         p95_ms: None,
         p99_ms: p99,
+        totals: None,
+    }
+}
+
+/// `slow_ms` as a bucket bound in seconds, written the way Prometheus
+/// clients write `le` (`500` → `0.5`, `1000` → `1`).
+fn slow_seconds(slow_ms: u64) -> String {
+    format!("{}", slow_ms as f64 / 1000.0)
+}
+
+/// A cumulative count from a query's answer: none (no series) is 0; a
+/// negative count is invalid data.
+fn count(query: &str, value: Option<f64>) -> Result<u64, String> {
+    match value {
+        None => Ok(0),
+        Some(v) if v < 0.0 => Err(format!("`{query}` gave a negative count {v}")),
+        Some(v) => Ok(v.round() as u64),
     }
 }
 
@@ -100,9 +123,16 @@ impl PrometheusSource {
         PrometheusSource { cfg, client }
     }
 
-    /// Runs one instant query with `$version` replaced.
+    /// The queries and tracks this source reads.
+    pub fn config(&self) -> &PrometheusConfig {
+        &self.cfg
+    }
+
+    /// Runs one instant query with `$version` (and `$slow_seconds`) replaced.
     async fn query(&self, template: &str, version: &str) -> Result<Option<f64>, MetricError> {
-        let query = template.replace("$version", version);
+        let query = template
+            .replace("$version", version)
+            .replace("$slow_seconds", &slow_seconds(self.cfg.slow_ms));
         let url = format!("{}/api/v1/query", self.cfg.url.trim_end_matches('/'));
         let Some(client) = &self.client else {
             return Err(err("no HTTP client could be built for Prometheus queries"));
@@ -148,13 +178,41 @@ impl PrometheusSource {
     }
 
     async fn track(&self, version: &str) -> Result<TrackSample, MetricError> {
-        let (requests, error_rate, p99, p50) = tokio::try_join!(
+        let (requests, error_rate, p99, p50, totals) = tokio::try_join!(
             self.query(&self.cfg.requests, version),
             self.query(&self.cfg.error_rate, version),
             self.optional(self.cfg.p99_ms.as_ref(), version),
             self.optional(self.cfg.p50_ms.as_ref(), version),
+            self.totals(version),
         )?;
-        Ok(track(requests, error_rate, p99, p50))
+        Ok(TrackSample {
+            totals,
+            ..track(requests, error_rate, p99, p50)
+        })
+    }
+
+    /// The track's cumulative counts, when the totals queries are configured.
+    async fn totals(&self, version: &str) -> Result<Option<Totals>, MetricError> {
+        let (Some(requests_q), Some(errors_q)) = (&self.cfg.requests_total, &self.cfg.errors_total)
+        else {
+            return Ok(None);
+        };
+        let (requests, errors, slow) = tokio::try_join!(
+            self.query(requests_q, version),
+            self.query(errors_q, version),
+            self.optional(self.cfg.slow_total.as_ref(), version),
+        )?;
+        let requests = count(requests_q, requests).map_err(err)?;
+        let errors = count(errors_q, errors).map_err(err)?;
+        let slow = match &self.cfg.slow_total {
+            Some(q) => Some(count(q, slow).map_err(err)?),
+            None => None,
+        };
+        Ok(Some(Totals {
+            requests,
+            errors,
+            slow,
+        }))
     }
 }
 
@@ -231,6 +289,17 @@ mod tests {
         assert_eq!((none.requests, none.errors, none.error_rate), (0, 0, None));
     }
 
+    #[test]
+    fn slow_ms_is_written_as_a_bucket_bound_and_counts_are_checked() {
+        assert_eq!(slow_seconds(500), "0.5");
+        assert_eq!(slow_seconds(1000), "1");
+        assert_eq!(slow_seconds(2500), "2.5");
+        assert_eq!(slow_seconds(5), "0.005");
+        assert_eq!(count(Q, None), Ok(0));
+        assert_eq!(count(Q, Some(41.6)), Ok(42));
+        assert!(count(Q, Some(-1.0)).unwrap_err().contains("negative"));
+    }
+
     #[tokio::test]
     async fn an_unreachable_server_is_an_error_naming_the_query() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -244,6 +313,10 @@ mod tests {
             p99_ms: None,
             p50_ms: None,
             requests: "r{version=\"$version\"}".into(),
+            requests_total: None,
+            errors_total: None,
+            slow_total: None,
+            slow_ms: 500,
             canary_version: "v2".into(),
             stable_version: "v1".into(),
         });

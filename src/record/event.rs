@@ -4,8 +4,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     CheckOutcome, GateTarget, MemberWeight, Operator, Outcome, RollbackOutcome, RollbackSource,
-    StageName, StageOutcome, Strategy, TrackSample, Verdict, WeightSource,
+    StageName, StageOutcome, Strategy, Totals, TrackSample, Verdict, WeightSource,
 };
+
+/// How the recovery check after a rollback ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryOutcome {
+    /// Stable shown back to its rate before the canary (within what the
+    /// pass rule states).
+    Recovered,
+    /// Stable shown still worse than before the canary.
+    StillWorse,
+    /// Neither, when the baseline ran out or the time limit passed.
+    Undecided,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -126,6 +139,9 @@ pub enum Event {
         stable: TrackSample,
         verdict: Verdict,
         reasons: Vec<String>,
+        /// The sequential judge's readings and evidence (`method = "sequential"`).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        sequential: Option<crate::judge::kinds::SequentialRecord>,
     },
     Paused {
         operator: String,
@@ -246,6 +262,27 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// Stable's cumulative counts read every `interval_ms` before the first
+    /// step (sequential method): what a recovery after a rollback is
+    /// compared with.
+    Baseline {
+        interval_ms: u64,
+        stable: Vec<Totals>,
+    },
+    /// One reading of stable after a rollback against its baseline; the one
+    /// with an `outcome` ends the check.
+    Recovery {
+        /// Stable's cumulative counts now.
+        stable: Totals,
+        /// Each kind's evidence (stable now as "canary", the baseline as "stable").
+        kinds: Vec<crate::judge::kinds::KindRecord>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        outcome: Option<RecoveryOutcome>,
+        /// From the rollback's request to stable shown recovered.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        recovered_ms: Option<f64>,
+        summary: String,
+    },
     DeploymentFinished {
         outcome: Outcome,
         duration_ms: u64,
@@ -285,6 +322,8 @@ impl Event {
             Event::StepDeadline { .. } => "step_deadline",
             Event::DeploymentAbandoned { .. } => "deployment_abandoned",
             Event::NotifyFailed { .. } => "notify_failed",
+            Event::Baseline { .. } => "baseline",
+            Event::Recovery { .. } => "recovery",
             Event::DeploymentFinished { .. } => "deployment_finished",
         }
     }
@@ -417,6 +456,7 @@ impl Event {
                 stable,
                 verdict,
                 reasons,
+                ..
             } => {
                 let mut s = format!(
                     "analysis at {weight}%: {} — canary {} req, {} errors, p99 {} | stable {} req, {} errors, p99 {}",
@@ -480,6 +520,21 @@ impl Event {
             }
             Event::Note { message } => format!("note: {message}"),
             Event::Warning { message } => format!("WARNING: {message}"),
+            Event::Baseline {
+                interval_ms,
+                stable,
+            } => format!(
+                "baseline: stable read {} times, every {interval_ms} ms, before the first step",
+                stable.len()
+            ),
+            Event::Recovery {
+                summary,
+                recovered_ms,
+                ..
+            } => match recovered_ms {
+                Some(ms) => format!("{summary} ({:.1}s after the rollback request)", ms / 1000.0),
+                None => summary.clone(),
+            },
             Event::ApprovalRefused {
                 requested,
                 operator,

@@ -16,7 +16,7 @@ pub mod story;
 use std::io;
 use std::path::Path;
 
-pub use event::Event;
+pub use event::{Event, RecoveryOutcome};
 pub use reader::{Entry, JournalRead};
 
 /// One journaled event, as written.

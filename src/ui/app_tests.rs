@@ -73,6 +73,8 @@ fn snapshot() -> Snapshot {
         outcome: None,
         message: None,
         rollback_requested_at: None,
+        evidence: None,
+        recovery: None,
         revision: 1,
     }
 }

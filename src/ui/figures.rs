@@ -312,6 +312,7 @@ mod tests {
 
     fn thresholds() -> Thresholds {
         Thresholds {
+            sequential: false,
             max_error_rate: Some(0.01),
             max_p99_ms: Some(500.0),
             max_error_rate_increase: Some(0.005),
@@ -328,6 +329,7 @@ mod tests {
             p50_ms: None,
             p95_ms: None,
             p99_ms: Some(p99),
+            totals: None,
         }
     }
 

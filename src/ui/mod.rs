@@ -6,6 +6,7 @@ pub mod app;
 pub mod charts;
 pub mod checklist;
 pub mod event_loop;
+pub mod evidence;
 pub mod figures;
 pub mod header;
 pub mod help;

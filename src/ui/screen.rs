@@ -42,13 +42,21 @@ pub struct ScreenLayout {
 impl ScreenLayout {
     /// `None` when the terminal is smaller than 80×24. The header takes
     /// `header_height` rows (3, or 4 with two banner lines).
-    pub fn for_area(area: Rect, header_height: u16) -> Option<ScreenLayout> {
-        ScreenLayout::for_area_with(area, header_height, false)
+    /// `judged`: the plan judges sequentially (the traffic pane gets the
+    /// judge's rows).
+    pub fn for_area(area: Rect, header_height: u16, judged: bool) -> Option<ScreenLayout> {
+        ScreenLayout::for_area_with(area, header_height, false, judged)
     }
 
     /// As [`ScreenLayout::for_area`]; `members` gives the traffic pane a row
-    /// for a group's routers.
-    pub fn for_area_with(area: Rect, header_height: u16, members: bool) -> Option<ScreenLayout> {
+    /// for a group's routers, `judged` (the plan judges sequentially) the
+    /// judge's rows.
+    pub fn for_area_with(
+        area: Rect,
+        header_height: u16,
+        members: bool,
+        judged: bool,
+    ) -> Option<ScreenLayout> {
         if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
             return None;
         }
@@ -68,7 +76,7 @@ impl ScreenLayout {
                 .areas(body);
         let [charts, traffic] = Layout::vertical([
             Constraint::Min(6),
-            Constraint::Length(traffic::height(body.height, members)),
+            Constraint::Length(traffic::height(body.height, members, judged)),
         ])
         .areas(right);
         let [error_chart, latency_chart] =
@@ -93,7 +101,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
         .traffic
         .as_ref()
         .is_some_and(|t| !t.members.is_empty());
-    let Some(layout) = ScreenLayout::for_area_with(area, header::height(app), members) else {
+    let judged = app.snapshot().thresholds.sequential;
+    let Some(layout) = ScreenLayout::for_area_with(area, header::height(app), members, judged)
+    else {
         draw_too_small(frame, area, app);
         return;
     };
@@ -176,9 +186,9 @@ mod tests {
 
     #[test]
     fn below_80_by_24_there_is_no_layout() {
-        assert!(ScreenLayout::for_area(Rect::new(0, 0, 79, 24), 3).is_none());
-        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 23), 3).is_none());
-        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 3).is_some());
+        assert!(ScreenLayout::for_area(Rect::new(0, 0, 79, 24), 3, false).is_none());
+        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 23), 3, false).is_none());
+        assert!(ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 3, false).is_some());
     }
 
     #[test]
@@ -191,7 +201,7 @@ mod tests {
             (250, 70, 3),
         ] {
             let area = Rect::new(0, 0, w, h);
-            let l = ScreenLayout::for_area(area, header).expect("layout");
+            let l = ScreenLayout::for_area(area, header, w > 100).expect("layout");
             let regions = [
                 l.header,
                 l.checklist,
@@ -214,17 +224,26 @@ mod tests {
 
     #[test]
     fn larger_terminals_give_the_charts_and_logs_more_room() {
-        let small = ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 3).expect("layout");
-        let large = ScreenLayout::for_area(Rect::new(0, 0, 250, 70), 3).expect("layout");
+        let small = ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 3, false).expect("layout");
+        let large = ScreenLayout::for_area(Rect::new(0, 0, 250, 70), 3, false).expect("layout");
         assert!(large.error_chart.width > small.error_chart.width * 3);
         assert!(large.error_chart.height > small.error_chart.height * 3);
         assert!(large.logs.height > small.logs.height * 2);
         assert!(small.error_chart.width >= 22 && small.error_chart.height >= 7);
         // With two banner lines the charts keep a plot of their own.
-        let tall_header = ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 4).expect("layout");
+        let tall_header =
+            ScreenLayout::for_area(Rect::new(0, 0, 80, 24), 4, false).expect("layout");
         assert!(tall_header.error_chart.height >= 6);
         // A group's row of routers too.
-        let group = ScreenLayout::for_area_with(Rect::new(0, 0, 80, 24), 4, true).expect("layout");
+        let group =
+            ScreenLayout::for_area_with(Rect::new(0, 0, 80, 24), 4, true, false).expect("layout");
         assert!(group.error_chart.height >= 5 && group.traffic.height == 8);
+        // And the judge's row beside it.
+        let both =
+            ScreenLayout::for_area_with(Rect::new(0, 0, 80, 24), 4, true, true).expect("layout");
+        assert!(
+            both.error_chart.height >= 6 && both.traffic.height >= 8,
+            "{both:?}"
+        );
     }
 }

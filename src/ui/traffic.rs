@@ -20,13 +20,24 @@ use super::text;
 /// Rows the pane takes for a body of `body_height` rows: the bar, the plan,
 /// the state, the two rows of figures; one more for request counts and one
 /// for the router when there is room; one more for a group's members.
-pub fn height(body_height: u16, members: bool) -> u16 {
-    let rows = match body_height {
+/// `judged`: the sequential judge's rows too (one line at the smallest size,
+/// else one per event kind).
+pub fn height(body_height: u16, members: bool, judged: bool) -> u16 {
+    let base = match body_height {
         ..=23 => 7,
         24..=35 => 8,
         _ => 9,
     };
-    rows + u16::from(members)
+    base + judge_rows(body_height, judged) + u16::from(members)
+}
+
+/// The judge's rows for a body of `body_height` rows.
+fn judge_rows(body_height: u16, judged: bool) -> u16 {
+    match (judged, body_height) {
+        (false, _) => 0,
+        (true, ..=23) => 1,
+        (true, _) => 2,
+    }
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
@@ -58,8 +69,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let width = usize::from(inner.width);
     let rows = usize::from(inner.height);
 
+    let judged = if s.thresholds.sequential {
+        // The pane's height tells the body's: one judge row at the smallest.
+        let members = s.traffic.as_ref().is_some_and(|t| !t.members.is_empty());
+        if area.height <= height(23, members, true) {
+            1
+        } else {
+            2
+        }
+    } else {
+        0
+    };
     let lines = match &s.traffic {
-        Some(traffic) => traffic_lines(app, traffic, width, rows),
+        Some(traffic) => traffic_lines(app, traffic, width, rows, judged),
         None => vec![
             split_bar(app, 0, width),
             Line::styled(" all traffic on stable: this plan moves none", theme.muted),
@@ -73,6 +95,7 @@ fn traffic_lines(
     traffic: &TrafficView,
     width: usize,
     rows: usize,
+    judged: usize,
 ) -> Vec<Line<'static>> {
     let s = app.snapshot();
     let mut lines = vec![split_bar(app, traffic.current_weight, width)];
@@ -86,7 +109,44 @@ fn traffic_lines(
     if !traffic.members.is_empty() {
         lines.push(members_line(app, traffic, width));
     }
-    // The figures always fit; the request counts when there is room.
+    if judged > 0 {
+        let mut judge = Vec::new();
+        if let Some(r) = &s.recovery {
+            let summary = match r.recovered_ms {
+                Some(ms) => r.summary.replacen(
+                    "stable recovered",
+                    &format!("stable recovered in {:.1}s", ms / 1000.0),
+                    1,
+                ),
+                None => r.summary.clone(),
+            };
+            let style = if summary.contains("still worse") {
+                app.theme().failed
+            } else {
+                app.theme().base
+            };
+            let line = Line::styled(text::fit(&format!(" {summary}"), width), style);
+            if s.outcome.is_some() && lines.len() >= 3 {
+                // After the end the recovery says more than the router's note.
+                lines[2] = line;
+            } else {
+                judge.push(line);
+            }
+        }
+        if judge.len() < judged {
+            judge.extend(super::evidence::lines(app, width, judged - judge.len()));
+        }
+        lines.extend(judge.into_iter().take(judged));
+    }
+    // The figures always fit: where a group's row and the judge's leave no
+    // room for them, the plan's line gives way first (the checklist and the
+    // bar show where the canary stands), then the rows above them.
+    let budget = rows.saturating_sub(2).max(1);
+    if lines.len() > budget && s.outcome.is_none() && lines.len() > 1 {
+        lines.remove(1);
+    }
+    lines.truncate(budget);
+    // The request counts when there is room.
     let room_for_requests = rows >= lines.len() + 3;
     lines.extend(figures::rows(app, width, room_for_requests));
     if rows > lines.len() && s.outcome.is_none() && traffic.router == "builtin" {
@@ -274,6 +334,15 @@ fn status_line(app: &App, traffic: &TrafficView, width: usize) -> Line<'static> 
             .map(|n| format!(" (a advances to {n}%)"))
             .unwrap_or_default();
         items.push((format!("waiting for approval{to}"), theme.waiting));
+    } else if moving && in_traffic && s.thresholds.sequential && traffic.baked >= traffic.bake {
+        // The sequential bake is time at the step; the judge's pass moves on.
+        items.push((
+            format!(
+                "baked {}, waiting for the judge's pass",
+                text::short_duration(traffic.bake)
+            ),
+            theme.base,
+        ));
     } else if moving && in_traffic && !traffic.bake.is_zero() {
         items.push((
             format!(

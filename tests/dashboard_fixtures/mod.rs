@@ -12,10 +12,11 @@ use cutover::domain::{
     MemberWeight, OnFailure, Outcome, StageName, Strategy, TrackPair, TrackSample, Verdict,
 };
 use cutover::engine::snapshot::{
-    AnalysisPoint, CheckStatus, CheckView, Gate, Phase, StageStatus, StageView, Thresholds,
-    TrafficView,
+    AnalysisPoint, CheckStatus, CheckView, EvidenceView, Gate, KindView, Phase, RecoveryView,
+    StageStatus, StageView, Thresholds, TrafficView,
 };
 use cutover::engine::Snapshot;
+use cutover::judge::{EventKind, PassBasis, TrackCounts, Verdict as Call};
 use cutover::ui::log_ring::{LogLevel, LogRing};
 
 /// 2025-03-14T09:00:00Z, the fixed start of every fixture deployment.
@@ -144,6 +145,7 @@ fn thresholds() -> Thresholds {
         max_error_rate_increase: Some(0.005),
         max_p99_ratio: Some(3.0),
         min_requests: 20,
+        sequential: false,
     }
 }
 
@@ -176,6 +178,7 @@ fn track(requests: u64, error_rate: f64, p99_ms: f64) -> TrackSample {
         p50_ms: Some(p99_ms / 3.0),
         p95_ms: Some(p99_ms * 0.8),
         p99_ms: Some(p99_ms),
+        totals: None,
     }
 }
 
@@ -252,6 +255,8 @@ fn base() -> Snapshot {
         outcome: None,
         message: None,
         rollback_requested_at: None,
+        evidence: None,
+        recovery: None,
         revision: 1,
     }
 }
@@ -413,6 +418,84 @@ pub fn rolled_back() -> (Snapshot, DateTime<Utc>) {
     );
     s.revision = 360;
     (s, at(790))
+}
+
+/// The judge's evidence: 5xx heading toward a rollback (1.9× stable so far),
+/// slow with no events yet; 400 requests a second.
+pub fn evidence(failed: bool) -> EvidenceView {
+    let errors = KindView {
+        kind: EventKind::Errors,
+        to_fail: if failed { 1.0 } else { 0.46 },
+        to_pass: if failed { 0.0 } else { 0.12 },
+        ratio: Some(if failed { 3.6 } else { 1.9 }),
+        ratio_low: if failed { 1.4 } else { 0.62 },
+        ratio_high: Some(if failed { 9.8 } else { 5.1 }),
+        verdict: if failed {
+            Call::Fail
+        } else {
+            Call::Inconclusive
+        },
+        more_requests: if failed { None } else { Some(6_400) },
+        canary: TrackCounts::new(4_800, if failed { 62 } else { 31 }),
+        stable: TrackCounts::new(21_000, 72),
+    };
+    let slow = KindView {
+        kind: EventKind::Slow,
+        to_fail: 0.0,
+        to_pass: if failed { 0.88 } else { 1.0 },
+        ratio: None,
+        ratio_low: 0.0,
+        ratio_high: None,
+        verdict: if failed {
+            Call::Inconclusive
+        } else {
+            Call::Pass(PassBasis::Rate { rate_high: 0.0019 })
+        },
+        more_requests: if failed { Some(900) } else { None },
+        canary: TrackCounts::new(4_800, 0),
+        stable: TrackCounts::new(21_000, 0),
+    };
+    EvidenceView {
+        alpha: 0.01,
+        tolerance: 1.0,
+        slow_ms: 500,
+        kinds: vec![errors, slow],
+        unavailable: Vec::new(),
+        requests_per_s: Some(400.0),
+        failed,
+        baked: true,
+    }
+}
+
+/// `canary_at_25` judged by the sequential test: baked, waiting for its pass.
+pub fn judged_at_25() -> (Snapshot, DateTime<Utc>) {
+    let (mut s, now) = canary_at_25();
+    s.thresholds.sequential = true;
+    s.verdict = Some(Verdict::Inconclusive);
+    s.message = Some("canary 25%: baked, the judge has not passed it yet".to_string());
+    if let Some(t) = s.traffic.as_mut() {
+        t.baked = t.bake;
+    }
+    s.evidence = Some(evidence(false));
+    (s, now)
+}
+
+/// Rolled back by the judge, and stable shown recovered afterwards.
+pub fn judged_rolled_back() -> (Snapshot, DateTime<Utc>) {
+    let (mut s, now) = rolled_back();
+    s.thresholds.sequential = true;
+    s.evidence = Some(evidence(true));
+    s.message = Some(
+        "analysis failed at 25%: 5xx: canary worse than stable, ratio 1.40×–9.80×: evidence 240 reached 1/alpha = 200"
+            .to_string(),
+    );
+    s.recovery = Some(RecoveryView {
+        summary: "stable recovered: 5xx at most 1.6× its rate before, slow rate at most 0.21%"
+            .to_string(),
+        recovered_ms: Some(4_200.0),
+        done: true,
+    });
+    (s, now)
 }
 
 /// Every step taken, verified and finalized. Finished at 24m10s.

@@ -7,7 +7,8 @@ use std::ops::Range;
 use super::super::error::is_unsafe_char;
 use super::super::limits::{self, show, MAX_COMMAND};
 use super::super::plan::{
-    AnalysisPlan, Deployment, PrometheusConfig, RouterKind, RouterPlan, SourceKind, SourcePlan,
+    AnalysisPlan, Deployment, Method, PrometheusConfig, RouterKind, RouterPlan, SourceKind,
+    SourcePlan,
 };
 use super::super::raw::{Located, RawAnalysis, RawSource, S};
 use super::{span_of, Choice, Validator};
@@ -19,12 +20,28 @@ impl Choice for SourceKind {
     }
 }
 
+impl Choice for Method {
+    const ALL: &'static [Self] = &Method::ALL;
+    fn word(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 /// The keys each source kind reads (besides `kind`), and what it reads.
 fn keys(kind: SourceKind) -> (&'static [&'static str], &'static str) {
     match kind {
         SourceKind::Builtin => (&[], "which reads the built-in router's own counts"),
         SourceKind::Prometheus => (
-            &["url", "error_rate", "requests", "p99_ms", "p50_ms"],
+            &[
+                "url",
+                "error_rate",
+                "requests",
+                "p99_ms",
+                "p50_ms",
+                "requests_total",
+                "errors_total",
+                "slow_total",
+            ],
             "which runs PromQL queries",
         ),
         SourceKind::Haproxy => (&[], "which reads the router's `show stat`"),
@@ -33,11 +50,14 @@ fn keys(kind: SourceKind) -> (&'static [&'static str], &'static str) {
 }
 
 /// Every key of `[analysis.source]` but `kind`, with where it is written.
-fn given(r: &RawSource) -> [(&'static str, Option<Range<usize>>); 6] {
+fn given(r: &RawSource) -> [(&'static str, Option<Range<usize>>); 9] {
     [
         ("url", span_of(&r.url)),
         ("error_rate", span_of(&r.error_rate)),
         ("requests", span_of(&r.requests)),
+        ("requests_total", span_of(&r.requests_total)),
+        ("errors_total", span_of(&r.errors_total)),
+        ("slow_total", span_of(&r.slow_total)),
         ("p99_ms", span_of(&r.p99_ms)),
         ("p50_ms", span_of(&r.p50_ms)),
         ("sample", span_of(&r.sample)),
@@ -66,6 +86,22 @@ pub(super) fn validate(v: &mut Validator, i: Inputs) -> AnalysisPlan {
         return AnalysisPlan { source, ..d };
     };
     let r = &a.value;
+    let method = v.choice(&r.method, "method", d.method);
+    let slow_ms = v.whole(&r.slow_ms, "slow_ms", limits::SLOW_MS, d.slow_ms);
+    let judged = AnalysisPlan {
+        method,
+        slow_ms,
+        ..d.clone()
+    };
+    let alpha = real(v, &r.alpha, "alpha", limits::ALPHA, "0.01 is 1%").unwrap_or(d.alpha);
+    let tolerance = real(
+        v,
+        &r.tolerance,
+        "tolerance",
+        limits::TOLERANCE,
+        "1.1: a canary with up to 10% more events than stable counts as the same",
+    )
+    .unwrap_or(d.tolerance);
     let interval = v.duration(&r.interval, "interval", limits::INTERVAL, d.interval);
     let window = v.duration(&r.window, "window", limits::WINDOW, d.window);
     if window < interval {
@@ -85,9 +121,13 @@ pub(super) fn validate(v: &mut Validator, i: Inputs) -> AnalysisPlan {
         Some(_) => fraction(v, &r.max_error_rate, "max_error_rate"),
         None => d.max_error_rate,
     };
-    let source = source(v, &i, &d);
+    let source = source(v, &i, &judged);
     builtin_needs_builtin_router(v, &i, &source);
     AnalysisPlan {
+        method,
+        alpha,
+        tolerance,
+        slow_ms,
         interval,
         window,
         min_requests: v.whole(
@@ -108,6 +148,30 @@ pub(super) fn validate(v: &mut Validator, i: Inputs) -> AnalysisPlan {
         max_p99_ratio: positive(v, &r.max_p99_ratio, "max_p99_ratio"),
         source,
     }
+}
+
+/// A real number within `range` (`None` when absent or out of it, reported).
+fn real(
+    v: &mut Validator,
+    s: &Option<S<f64>>,
+    key: &str,
+    range: std::ops::RangeInclusive<f64>,
+    example: &str,
+) -> Option<f64> {
+    let s = s.as_ref()?;
+    let x = *s.get_ref();
+    if !range.contains(&x) {
+        v.error(
+            s.span(),
+            format!(
+                "{key} = {x} is out of range: use a number from {} to {} ({example})",
+                range.start(),
+                range.end()
+            ),
+        );
+        return None;
+    }
+    Some(x)
 }
 
 fn fraction(v: &mut Validator, s: &Option<S<f64>>, key: &str) -> Option<f64> {
@@ -160,9 +224,11 @@ fn builtin_needs_builtin_router(v: &mut Validator, i: &Inputs, source: &SourcePl
     }
 }
 
-fn source(v: &mut Validator, i: &Inputs, d: &AnalysisPlan) -> SourcePlan {
+/// The source of the plan; `a` holds the method and `slow_ms` already read
+/// (a Prometheus source needs totals queries for the sequential method).
+fn source(v: &mut Validator, i: &Inputs, a: &AnalysisPlan) -> SourcePlan {
     let Some(s) = i.source else {
-        return d.source.clone();
+        return a.source.clone();
     };
     let r = &s.value;
     let kind = match &r.kind {
@@ -186,7 +252,7 @@ fn source(v: &mut Validator, i: &Inputs, d: &AnalysisPlan) -> SourcePlan {
     }
     match kind {
         SourceKind::Builtin => SourcePlan::Builtin,
-        SourceKind::Prometheus => prometheus(v, s, i.deployment),
+        SourceKind::Prometheus => prometheus(v, s, i.deployment, a),
         SourceKind::Haproxy => {
             // HAProxy keeps average times only: percentile limits cannot be judged.
             if let Some(a) = i.analysis {
@@ -249,6 +315,7 @@ fn prometheus(
     v: &mut Validator,
     s: &Located<RawSource>,
     deployment: Option<&Deployment>,
+    a: &AnalysisPlan,
 ) -> SourcePlan {
     let r = &s.value;
     let Some([url, error_rate, requests]) = v.required(
@@ -268,6 +335,33 @@ fn prometheus(
     let requests = query(v, requests, "requests");
     let p99_ms = r.p99_ms.as_ref().map(|q| query(v, q, "p99_ms"));
     let p50_ms = r.p50_ms.as_ref().map(|q| query(v, q, "p50_ms"));
+    let requests_total = r
+        .requests_total
+        .as_ref()
+        .map(|q| query(v, q, "requests_total"));
+    let errors_total = r.errors_total.as_ref().map(|q| query(v, q, "errors_total"));
+    let slow_total = r.slow_total.as_ref().map(|q| query(v, q, "slow_total"));
+    if a.method == Method::Sequential {
+        for (key, given, example) in [
+            (
+                "requests_total",
+                &r.requests_total,
+                r#"sum(http_requests_total{version="$version"})"#,
+            ),
+            (
+                "errors_total",
+                &r.errors_total,
+                r#"sum(http_requests_total{version="$version",code=~"5.."}) or vector(0)"#,
+            ),
+        ] {
+            if given.is_none() && !s.dropped(key) {
+                v.error(
+                    s.span.clone(),
+                    format!("the sequential method judges cumulative counts: the prometheus source needs {key} = '{example}', or set [analysis] method = \"threshold\""),
+                );
+            }
+        }
+    }
     let Some(deployment) = deployment else {
         return SourcePlan::Builtin;
     };
@@ -283,6 +377,10 @@ fn prometheus(
             p99_ms,
             p50_ms,
             requests,
+            requests_total,
+            errors_total,
+            slow_total,
+            slow_ms: a.slow_ms,
             canary_version: deployment.version.clone(),
             stable_version: previous.clone(),
         },

@@ -82,7 +82,11 @@ fn source_keys_belong_to_their_kind() {
 
 #[test]
 fn prometheus_queries_select_the_track_and_urls_hide_credentials() {
-    let q = "error_rate = 'rate(x{version=\"$version\"}[1m])'\nrequests = 'sum(x{version=\"$version\"})'\n";
+    let q = "error_rate = 'rate(x{version=\"$version\"}[1m])'\nrequests = 'sum(x{version=\"$version\"})'\nmethod_free = 1\n";
+    let q = &q.replace(
+        "method_free = 1\n",
+        "requests_total = 'sum(x{version=\"$version\"})'\nerrors_total = 'sum(x{version=\"$version\",code=~\"5..\"})'\n",
+    );
     let p = plan(&analysis(&format!("[analysis.source]\nkind = \"prometheus\"\nurl = \"http://u:${{env:CUTOVER_TEST_SECRET}}@127.0.0.1:9090/?x=1\"\n{q}")));
     match &p.analysis.source {
         SourcePlan::Prometheus {
@@ -91,6 +95,11 @@ fn prometheus_queries_select_the_track_and_urls_hide_credentials() {
         } => {
             assert_eq!(url_display, "http://127.0.0.1:9090/");
             assert!(queries.url.contains(SECRET));
+            assert!(queries.requests_total.is_some() && queries.errors_total.is_some());
+            assert_eq!(
+                (queries.slow_total.as_deref(), queries.slow_ms),
+                (None, 500)
+            );
             assert_eq!(
                 (
                     queries.canary_version.as_str(),
@@ -138,4 +147,82 @@ fn haproxy_source_needs_the_haproxy_router_and_no_percentiles() {
         .replace("max_p99_ms = 5\n", "");
     let e = expect_count(&broken, 1);
     assert!(e[0].contains("needs backend"), "{e:?}");
+}
+
+#[test]
+fn the_method_and_the_judges_settings() {
+    use crate::config::Method;
+    let d = plan(&analysis("interval = \"1s\"\n")).analysis;
+    assert_eq!(
+        (d.method, d.alpha, d.tolerance, d.slow_ms),
+        (Method::Sequential, 0.01, 1.0, 500)
+    );
+    let a = plan(&analysis(
+        "method = \"threshold\"\nalpha = 0.05\ntolerance = 1.1\nslow_ms = 250\n",
+    ))
+    .analysis;
+    assert_eq!(
+        (a.method, a.alpha, a.tolerance, a.slow_ms),
+        (Method::Threshold, 0.05, 1.1, 250)
+    );
+    expect(
+        &analysis("method = \"bayesian\"\n"),
+        "13:10",
+        "use \"sequential\" or \"threshold\"",
+    );
+    expect(
+        &analysis("alpha = 0.5\n"),
+        "13:9",
+        "alpha = 0.5 is out of range: use a number from 0.0001 to 0.2",
+    );
+    expect(&analysis("alpha = 0\n"), "13:9", "from 0.0001 to 0.2");
+    expect(
+        &analysis("tolerance = 0.9\n"),
+        "13:13",
+        "tolerance = 0.9 is out of range: use a number from 1 to 100",
+    );
+    expect(&analysis("tolerance = nan\n"), "13:13", "from 1 to 100");
+    expect(
+        &analysis("slow_ms = 0\n"),
+        "13:11",
+        "slow_ms = 0 is out of range: use a whole number from 1 to 3600000",
+    );
+    expect(&analysis("slow_ms = \"500ms\"\n"), "13:11", "expected");
+}
+
+#[test]
+fn a_sequential_prometheus_source_needs_totals_queries() {
+    let base = "[analysis.source]\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:9090\"\nerror_rate = 'rate(x{version=\"$version\"}[1m])'\nrequests = 'sum(x{version=\"$version\"})'\n";
+    let e = errors(&analysis(base));
+    assert!(e.len() == 2, "{e:?}");
+    assert!(e[0].starts_with("13:1: the sequential method judges cumulative counts: the prometheus source needs requests_total"), "{e:?}");
+    assert!(e[1].contains("needs errors_total"), "{e:?}");
+    // The threshold method reads windows only.
+    plan(&analysis(&format!("method = \"threshold\"\n{base}")));
+    // Totals, with a slow count whose bucket follows slow_ms.
+    let p = plan(&analysis(&format!(
+        "slow_ms = 250\n{base}requests_total = 'sum(x{{version=\"$version\"}})'\nerrors_total = 'sum(x{{version=\"$version\",code=~\"5..\"}})'\nslow_total = 'sum(c{{version=\"$version\"}}) - sum(b{{version=\"$version\",le=\"$slow_seconds\"}})'\n"
+    )));
+    match &p.analysis.source {
+        SourcePlan::Prometheus { queries, .. } => {
+            assert!(queries
+                .slow_total
+                .as_deref()
+                .is_some_and(|q| q.contains("$slow_seconds")));
+            assert_eq!(queries.slow_ms, 250);
+        }
+        other => panic!("{other:?}"),
+    }
+    expect(
+        &analysis(&format!(
+            "{base}requests_total = 'sum(x)'\nerrors_total = 'sum(y{{version=\"$version\"}})'\n"
+        )),
+        "18:18",
+        "the requests_total query does not use $version",
+    );
+    expect(
+        &analysis("[analysis.source]\nkind = \"builtin\"\nslow_total = \"x\"\n"),
+        "15:14",
+        "slow_total does not apply to the builtin source",
+    );
 }
