@@ -60,6 +60,7 @@ get_weight = "cat '{weight}'"
 
 [analysis]
 interval = "250ms"
+method = "threshold"
 window = "1s"
 min_requests = 1
 

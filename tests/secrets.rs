@@ -81,6 +81,7 @@ canary = "{canary}"
 
 [analysis]
 interval = "200ms"
+method = "threshold"
 window = "1s"
 failure_limit = 2
 

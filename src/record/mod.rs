@@ -3,6 +3,7 @@
 //! an open deployment stands for a resume, and the history and stories told
 //! from journals.
 
+mod describe;
 pub mod event;
 pub mod history;
 pub mod journal;
