@@ -80,6 +80,19 @@ fn demo_headless_walks_every_step_and_succeeds() {
         assert!(pass["canary"]["totals"]["requests"].as_u64().unwrap() > 0);
     }
     assert!(analyses.iter().all(|a| a["verdict"] != "fail"));
+    // The built-in router's own connection counts ride along with each
+    // sample: the demo's load was admitted, none refused at the cap.
+    let accepted: Vec<u64> = analyses
+        .iter()
+        .map(|a| {
+            let c = &a["connections"];
+            assert!(c["max_connections"].as_u64().unwrap() > 0, "{a}");
+            assert_eq!(c["rejected_at_cap"], 0, "{a}");
+            c["accepted"].as_u64().unwrap()
+        })
+        .collect();
+    assert!(accepted.windows(2).all(|w| w[0] <= w[1]), "{accepted:?}");
+    assert!(accepted.last().is_some_and(|n| *n > 0), "{accepted:?}");
     assert!(events_named(&events, "rollback_started").is_empty());
     assert_eq!(events.last().unwrap()["outcome"], "succeeded");
     // Every verdict recomputes from the journal's counts.

@@ -261,6 +261,7 @@ impl Engine {
             verdict,
             reasons: reasons.clone(),
             sequential: sequential.clone(),
+            connections: self.connections.as_ref().map(|c| c.snapshot()),
         })?;
         if source_failed {
             self.state.message = Some(format!("metric source failing: {}", reasons.join("; ")));

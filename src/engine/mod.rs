@@ -179,6 +179,8 @@ pub(crate) struct Engine {
     /// The lock's loss is on record: nothing more is written to routers.
     lock_lost: bool,
     source: Option<Arc<dyn MetricSource>>,
+    /// The built-in router's connection counters, journaled with each sample.
+    connections: Option<Arc<crate::router::connections::ConnectionCounters>>,
     ctx: CheckContext,
     /// A weight was asked of the router: a rollback must put it back.
     traffic_touched: bool,
@@ -356,6 +358,7 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         stats.set_slow_ms(plan.analysis.slow_ms);
     }
     let router_listen = built.as_ref().and_then(|b| b.listen);
+    let connections = built.as_ref().and_then(|b| b.connections.clone());
     let router = built.as_ref().map(|b| Arc::clone(&b.router));
     let group = built.as_ref().and_then(|b| b.group.clone());
     let fixed = Fixed::new(
@@ -407,6 +410,7 @@ pub async fn start(plan: Plan, opts: EngineOptions) -> Result<EngineHandle, Star
         sequential: judging::Sequential::default(),
         baseline: recovery::Baseline::default(),
         baseline_readings: Vec::new(),
+        connections,
     };
     engine.publish();
     let task = tokio::spawn(engine.run());

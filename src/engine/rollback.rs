@@ -406,6 +406,7 @@ impl Engine {
             verdict,
             reasons: reasons.clone(),
             sequential: None,
+            connections: self.connections.as_ref().map(|c| c.snapshot()),
         });
         match verdict {
             Verdict::Pass => StableCheck::Serving,

@@ -131,6 +131,7 @@ impl Event {
                 stable,
                 verdict,
                 reasons,
+                connections,
                 ..
             } => {
                 let mut s = format!(
@@ -146,6 +147,14 @@ impl Event {
                 if !reasons.is_empty() {
                     s.push_str(" — ");
                     s.push_str(&reasons.join("; "));
+                }
+                // The built-in router at its connection cap is worth a word:
+                // clients were turned away or cut off to admit others.
+                if let Some(c) = connections.filter(|c| c.rejected_at_cap + c.evicted_at_cap > 0) {
+                    s.push_str(&format!(
+                        " — built-in router at its cap of {} connections: {} refused, {} closed to admit others since it started",
+                        c.max_connections, c.rejected_at_cap, c.evicted_at_cap
+                    ));
                 }
                 s
             }

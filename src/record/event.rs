@@ -142,6 +142,11 @@ pub enum Event {
         /// The sequential judge's readings and evidence (`method = "sequential"`).
         #[serde(skip_serializing_if = "Option::is_none", default)]
         sequential: Option<crate::judge::kinds::SequentialRecord>,
+        /// The built-in router's client connections at this sample: open
+        /// ones by phase, and since it started, refusals and evictions at
+        /// its cap and timeouts (`None` for other routers).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        connections: Option<crate::domain::ConnectionStats>,
     },
     Paused {
         operator: String,

@@ -99,33 +99,7 @@ pub(super) fn cap_for(limit: Option<u64>, reserved: u64, per_connection: u64) ->
         .clamp(1, UNLIMITED_CAP)
 }
 
-/// A server's client connections: the counts since it started and, for the
-/// open ones, what they are doing now.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ConnectionStats {
-    /// The connection cap in force.
-    pub max_connections: u64,
-    /// Connections open now (the sum of the next three).
-    pub open: u64,
-    /// Open connections sending a request header now.
-    pub reading_header: u64,
-    /// Open connections whose request is being served now.
-    pub serving: u64,
-    /// Open connections waiting in keep-alive for their next request.
-    pub idle: u64,
-    /// Connections admitted (refused ones are not counted here).
-    pub accepted: u64,
-    /// New connections refused (503, closed) at the cap because every open
-    /// connection was serving a request.
-    pub rejected_at_cap: u64,
-    /// Connections closed at the cap to admit a new one: each the one that
-    /// had been reading a request header longest, else idle longest.
-    pub evicted_at_cap: u64,
-    /// Connections closed by the header-read timeout.
-    pub header_read_timeouts: u64,
-    /// Connections closed by the idle keep-alive timeout.
-    pub idle_timeouts: u64,
-}
+pub use crate::domain::ConnectionStats;
 
 /// The open connections of one server and its counters; shared with
 /// whoever reads them ([`Self::snapshot`]).
