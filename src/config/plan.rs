@@ -256,7 +256,7 @@ pub enum SourcePlan {
     Prometheus {
         /// The URL as written (secrets unexpanded), for screens.
         url_display: String,
-        queries: PrometheusConfig,
+        queries: Box<PrometheusConfig>,
     },
     /// HAProxy's `show stat` for the router's two servers; with a group of
     /// HAProxy routers, one target per member, their counters summed.

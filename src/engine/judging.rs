@@ -256,12 +256,12 @@ impl Engine {
         };
         self.record(Event::Analysis {
             weight: self.state.weight,
-            canary: pair.canary.clone(),
-            stable: pair.stable.clone(),
+            canary: Box::new(pair.canary.clone()),
+            stable: Box::new(pair.stable.clone()),
             verdict,
             reasons: reasons.clone(),
             sequential: sequential.clone(),
-            connections: self.connections.as_ref().map(|c| c.snapshot()),
+            connections: self.connections.as_ref().map(|c| Box::new(c.snapshot())),
         })?;
         if source_failed {
             self.state.message = Some(format!("metric source failing: {}", reasons.join("; ")));

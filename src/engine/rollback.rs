@@ -401,12 +401,12 @@ impl Engine {
         };
         let _ = self.record(Event::Analysis {
             weight: self.state.weight,
-            canary: result.pair.canary.clone(),
-            stable: result.pair.stable.clone(),
+            canary: Box::new(result.pair.canary.clone()),
+            stable: Box::new(result.pair.stable.clone()),
             verdict,
             reasons: reasons.clone(),
             sequential: None,
-            connections: self.connections.as_ref().map(|c| c.snapshot()),
+            connections: self.connections.as_ref().map(|c| Box::new(c.snapshot())),
         });
         match verdict {
             Verdict::Pass => StableCheck::Serving,

@@ -60,7 +60,7 @@ pub fn build(
             }
         },
         SourcePlan::Prometheus { queries, .. } => {
-            Arc::new(prometheus::PrometheusSource::new(queries.clone()))
+            Arc::new(prometheus::PrometheusSource::new((**queries).clone()))
         }
         SourcePlan::Haproxy(targets) => Arc::new(haproxy::HaproxySource::summing(targets.clone())),
         SourcePlan::Command { sample } => {

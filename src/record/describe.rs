@@ -150,7 +150,10 @@ impl Event {
                 }
                 // The built-in router at its connection cap is worth a word:
                 // clients were turned away or cut off to admit others.
-                if let Some(c) = connections.filter(|c| c.rejected_at_cap + c.evicted_at_cap > 0) {
+                if let Some(c) = connections
+                    .as_deref()
+                    .filter(|c| c.rejected_at_cap + c.evicted_at_cap > 0)
+                {
                     s.push_str(&format!(
                         " — built-in router at its cap of {} connections: {} refused, {} closed to admit others since it started",
                         c.max_connections, c.rejected_at_cap, c.evicted_at_cap

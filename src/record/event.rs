@@ -135,8 +135,8 @@ pub enum Event {
     },
     Analysis {
         weight: u8,
-        canary: TrackSample,
-        stable: TrackSample,
+        canary: Box<TrackSample>,
+        stable: Box<TrackSample>,
         verdict: Verdict,
         reasons: Vec<String>,
         /// The sequential judge's readings and evidence (`method = "sequential"`).
@@ -146,7 +146,7 @@ pub enum Event {
         /// ones by phase, and since it started, refusals and evictions at
         /// its cap and timeouts (`None` for other routers).
         #[serde(skip_serializing_if = "Option::is_none", default)]
-        connections: Option<crate::domain::ConnectionStats>,
+        connections: Option<Box<crate::domain::ConnectionStats>>,
     },
     Paused {
         operator: String,

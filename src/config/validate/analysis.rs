@@ -371,7 +371,7 @@ fn prometheus(
     };
     SourcePlan::Prometheus {
         url_display: crate::redact::url_for_display(url.get_ref()),
-        queries: PrometheusConfig {
+        queries: Box::new(PrometheusConfig {
             url: url_value,
             error_rate,
             p99_ms,
@@ -383,7 +383,7 @@ fn prometheus(
             slow_ms: a.slow_ms,
             canary_version: deployment.version.clone(),
             stable_version: previous.clone(),
-        },
+        }),
     }
 }
 
