@@ -161,13 +161,26 @@ fn write(path: &PathBuf, svc: &Service, slow: bool) {
     }
 }
 
-/// Starts the engine on a sequential plan with the simulated service.
+/// Starts the engine on a sequential plan with the simulated service, every
+/// gate passed by `--auto-approve`.
 async fn start(
     dir: &Path,
     traffic: &str,
     analysis: &str,
     before: &str,
     slow: bool,
+) -> (EngineHandle, Arc<RecordingRouter>, Simulation) {
+    start_with(dir, traffic, analysis, before, slow, true).await
+}
+
+/// As [`start`]; `auto_approve` false leaves manual gates to the test.
+async fn start_with(
+    dir: &Path,
+    traffic: &str,
+    analysis: &str,
+    before: &str,
+    slow: bool,
+    auto_approve: bool,
 ) -> (EngineHandle, Arc<RecordingRouter>, Simulation) {
     let text = format!(
         r#"[deployment]
@@ -210,7 +223,7 @@ sample = "cat metrics.json"
     // The first figures are there before the engine reads them.
     std::thread::sleep(TICK * 3);
     let mut opts = EngineOptions::new(Operator::named("tester"));
-    opts.auto_approve = true;
+    opts.auto_approve = auto_approve;
     opts.router = Some(BuiltRouter {
         router: router.clone(),
         stats: None,
@@ -473,4 +486,72 @@ async fn after_a_rollback_stable_is_checked_against_its_rate_before_the_first_st
             assert!(shown.done && shown.recovered_ms == last.1, "{shown:?}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_gate_opens_on_an_undecided_judge_and_the_approval_says_so() {
+    use cutover::domain::GateTarget;
+    use cutover::engine::snapshot::Gate;
+    use cutover::engine::Command;
+    let dir = tempfile::tempdir().unwrap();
+    // 1% of the simulated traffic: about 50 canary requests a second, with
+    // no errors anywhere; the judge needs some 500 to show the canary's rate
+    // below max_error_rate, far more than the bake sees.
+    let (mut h, router, _sim) = start_with(
+        dir.path(),
+        "[traffic]\nsteps = [1, 50, 100]\nbake = \"300ms\"\napproval = \"manual\"",
+        "",
+        "",
+        false,
+        false,
+    )
+    .await;
+    let gate = tokio::time::timeout(
+        LIMIT,
+        h.snapshots
+            .wait_for(|s| matches!(s.gate, Some(Gate::Step { from: 1, to: 50 }))),
+    )
+    .await
+    .expect("the gate opens after the bake")
+    .expect("the engine runs")
+    .clone();
+    assert_ne!(gate.verdict, Some(Verdict::Pass), "{:?}", gate.message);
+    let message = gate.message.clone().unwrap_or_default();
+    assert!(message.contains("judge undecided"), "{message}");
+    assert_eq!(router.weight.load(Ordering::SeqCst), 1);
+    h.commands
+        .send(Command::Approve {
+            gate: GateTarget::Step { to: 50 },
+        })
+        .await
+        .unwrap();
+    // The approval is journaled as the operator's call; a rollback ends it.
+    let mut approved = None;
+    tokio::time::timeout(LIMIT, async {
+        while let Some(r) = h.records.recv().await {
+            if let Event::Approved {
+                step: Some(50),
+                judge_undecided,
+                ..
+            } = r.event
+            {
+                approved = Some(judge_undecided);
+            }
+            if matches!(r.event, Event::WeightApplied { weight: 50, .. }) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the step is applied");
+    assert_eq!(approved, Some(true));
+    h.commands
+        .send(Command::Rollback {
+            reason: "test".into(),
+            requested_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let (outcome, _) = all_events(&mut h).await;
+    assert_eq!(outcome, Outcome::RolledBack);
 }

@@ -126,6 +126,16 @@ impl Plan {
                                 "                judge    sequential: 5xx and {slow}, alpha {}, tolerance {}; the limits below are guards",
                                 a.alpha, a.tolerance
                             );
+                        } else if !a.method_written
+                            && matches!(
+                                a.source,
+                                SourcePlan::Command { .. } | SourcePlan::Prometheus { .. }
+                            )
+                        {
+                            let _ = writeln!(
+                                o,
+                                "                judge    threshold: the limits below, per window (no method written, and this source gives no counts the plan shows; set method = \"sequential\" when it does)"
+                            );
                         } else {
                             let _ = writeln!(
                                 o,

@@ -331,8 +331,11 @@ impl Method {
 /// How the canary is judged.
 #[derive(Debug, Clone)]
 pub struct AnalysisPlan {
-    /// Sequential (the default) or threshold.
+    /// Sequential or threshold. When the plan names none: sequential where
+    /// the source gives cumulative counts, else threshold.
     pub method: Method,
+    /// The plan named the method (`check` says when the source chose it).
+    pub method_written: bool,
     /// Sequential: the bound on the chance of ever rolling back a canary no
     /// worse than `tolerance` × stable, over the whole canary; within
     /// [`super::limits::ALPHA`].
@@ -365,6 +368,7 @@ impl Default for AnalysisPlan {
     fn default() -> Self {
         AnalysisPlan {
             method: Method::Sequential,
+            method_written: false,
             alpha: 0.01,
             // 1.1 cannot meet the detection target at alpha 0.01 (docs/analysis.md).
             tolerance: 1.0,

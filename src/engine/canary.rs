@@ -119,6 +119,9 @@ pub struct Canary {
     held: bool,
     /// The last sample at this step passed.
     last_pass: bool,
+    /// The last sample at this step was judged and neither passed nor
+    /// failed (the source answered; the judge needs more requests).
+    last_undecided: bool,
     done: bool,
 }
 
@@ -137,6 +140,7 @@ impl Canary {
             paused: false,
             held: false,
             last_pass: false,
+            last_undecided: false,
             done: false,
         }
     }
@@ -162,6 +166,11 @@ impl Canary {
     }
     pub fn held(&self) -> bool {
         self.held
+    }
+    /// The last sample at this step passed (with the sequential judge: the
+    /// judge passed the step).
+    pub fn passed(&self) -> bool {
+        self.last_pass
     }
 
     /// Whether the bake is over once a sample over `interval` is counted:
@@ -197,6 +206,7 @@ impl Canary {
         self.failing = 0;
         self.blind = 0;
         self.last_pass = false;
+        self.last_undecided = false;
     }
 
     /// Takes one input; returns what to do, in order.
@@ -302,6 +312,7 @@ impl Canary {
         }
         self.blind = if source_failed { self.blind + 1 } else { 0 };
         self.last_pass = verdict == Verdict::Pass;
+        self.last_undecided = verdict == Verdict::Inconclusive && !source_failed;
         let mut out = Vec::new();
         let counting = self.gate.is_none() && !self.paused;
         match verdict {
@@ -420,12 +431,19 @@ impl Canary {
         }
     }
 
+    /// After the bake: the next step, or its gate. With the sequential judge
+    /// an automatic step waits for the judge's pass; a manual gate opens on
+    /// a pass, or on a step the judge still calls undecided (the operator
+    /// then approves on their own judgement, which the approval records) —
+    /// never after a failing or blind sample, and at 100% only on a pass.
     fn advance_if_baked(&mut self) -> Vec<Decision> {
+        let judged_enough = self.last_pass
+            || (self.manual() && self.last_undecided && self.weight < 100 && self.failing == 0);
         if self.baked < self.plan.bake
             || self.gate.is_some()
             || self.paused
             || self.pending.is_some()
-            || (self.plan.bake_is_time_at_step && !self.last_pass)
+            || (self.plan.bake_is_time_at_step && !judged_enough)
         {
             return Vec::new();
         }

@@ -466,3 +466,65 @@ fn sequential_the_bake_is_time_at_the_step_and_only_a_pass_advances() {
     c.handle(Input::Paused(true));
     assert_eq!(c.handle(Input::Paused(false)), vec![]);
 }
+
+#[test]
+fn sequential_a_manual_gate_opens_on_an_undecided_judge_but_not_on_a_failing_or_blind_one() {
+    let gate = |to| vec![Decision::OpenGate(GateTarget::Step { to })];
+    // Baked and undecided: the operator may approve on their own judgement.
+    let mut c = at_first_step(sequential(Approval::Manual, OnFailure::Rollback));
+    for _ in 0..2 {
+        assert_eq!(c.handle(sample(Verdict::Inconclusive)), vec![]);
+    }
+    assert_eq!(c.handle(sample(Verdict::Inconclusive)), gate(50));
+    assert!(!c.passed());
+    // One approval moves one step; the next step bakes again.
+    assert_eq!(
+        c.handle(Input::Approved(GateTarget::Step { to: 50 })),
+        vec![apply(50, WeightSource::Plan)]
+    );
+    c.handle(Input::WeightConfirmed(50));
+    assert_eq!(c.handle(sample(Verdict::Inconclusive)), vec![]);
+    assert_eq!(
+        c.handle(Input::Approved(GateTarget::Step { to: 100 }))
+            .len(),
+        1,
+        "a gate that is not open is refused (warned)"
+    );
+    assert_eq!(c.pending(), None);
+
+    // A guard failing at the end of the bake keeps the gate shut.
+    let mut c = at_first_step(sequential(Approval::Manual, OnFailure::Rollback));
+    for _ in 0..2 {
+        c.handle(sample(Verdict::Inconclusive));
+    }
+    assert_eq!(c.handle(sample(Verdict::Fail)), vec![]);
+    assert_eq!(c.gate(), None);
+    // So does a source that gave nothing.
+    let mut c = at_first_step(sequential(Approval::Manual, OnFailure::Rollback));
+    for _ in 0..2 {
+        c.handle(sample(Verdict::Inconclusive));
+    }
+    let blind = Input::Sample {
+        verdict: Verdict::Inconclusive,
+        decisive: false,
+        source_failed: true,
+        reasons: vec![],
+        interval: S,
+    };
+    assert_eq!(c.handle(blind.clone()), vec![]);
+    assert_eq!(c.gate(), None);
+    // An automatic plan still waits for the judge's pass.
+    let mut c = at_first_step(sequential(Approval::Auto, OnFailure::Rollback));
+    for _ in 0..4 {
+        assert_eq!(c.handle(sample(Verdict::Inconclusive)), vec![]);
+    }
+    // And at 100% the stage ends on a pass only.
+    let mut c = at_first_step(sequential(Approval::Manual, OnFailure::Rollback));
+    c.handle(Input::SetWeight(100));
+    c.handle(Input::WeightConfirmed(100));
+    for _ in 0..4 {
+        assert_eq!(c.handle(sample(Verdict::Inconclusive)), vec![]);
+    }
+    assert!(!c.is_done());
+    assert_eq!(c.handle(sample(Verdict::Pass)), vec![Decision::Done]);
+}

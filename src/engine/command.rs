@@ -348,6 +348,9 @@ impl Engine {
         };
         self.pending_approvals.push(operator.account.clone());
         let count = self.pending_approvals.len() as u32;
+        let judge_undecided = step.is_some()
+            && self.plan.analysis.method == crate::config::Method::Sequential
+            && self.state.verdict != Some(crate::domain::Verdict::Pass);
         self.record(Event::Approved {
             stage,
             step,
@@ -356,6 +359,7 @@ impl Engine {
             by: Some(operator.clone()),
             count: (needed > 1).then_some(count),
             needed: (needed > 1).then_some(needed),
+            judge_undecided,
         })?;
         if count < needed {
             let text = format!(

@@ -280,6 +280,7 @@ impl Engine {
                 by: Some(self.operator.clone()),
                 count: None,
                 needed: None,
+                judge_undecided: false,
             })?;
             return Ok(auto);
         }

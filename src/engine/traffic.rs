@@ -261,6 +261,7 @@ impl Engine {
                             by: Some(self.operator.clone()),
                             count: None,
                             needed: None,
+                            judge_undecided: false,
                         })?;
                     }
                     let operator = match source {
@@ -272,7 +273,11 @@ impl Engine {
                     *inflight =
                         Some(self.request_weight(weight, source, &operator, Purpose::Step)?);
                 }
-                Decision::OpenGate(target) => self.open_gate(target),
+                Decision::OpenGate(target) => {
+                    let undecided =
+                        self.plan.analysis.method == Method::Sequential && !canary.passed();
+                    self.open_gate(target, undecided)
+                }
                 Decision::Pause { reason } => {
                     self.state.message = Some(reason.clone());
                     self.set_paused(true, super::command::Who::Engine("analysis"), &reason)?;
@@ -309,7 +314,10 @@ impl Engine {
         Ok(())
     }
 
-    fn open_gate(&mut self, target: GateTarget) {
+    /// Opens a gate for the operator. `undecided`: a step's gate opened
+    /// after the bake while the sequential judge has not passed the step, so
+    /// the screen and the notice say the approval is the operator's call.
+    fn open_gate(&mut self, target: GateTarget, undecided: bool) {
         let weight = self.state.weight;
         self.set_gate(Some(match &target {
             GateTarget::Step { to } => Gate::Step {
@@ -328,11 +336,25 @@ impl Engine {
         if let GateTarget::Step { to } = target {
             let text = if weight == 0 {
                 format!("the switch to {to}% waits for the operator")
+            } else if undecided {
+                format!(
+                    "the canary at {weight}% baked; the judge has not passed it yet (no failure shown): next step {to}% on the operator's judgement"
+                )
             } else {
                 format!("the canary at {weight}% baked healthy: next step {to}%")
             };
             self.notify(crate::notify::NoticeKind::ApprovalNeeded, text);
-            tracing::info!(target: "cutover", "step at {weight}% baked: press a to go to {to}%");
+            if undecided {
+                self.state.message = Some(format!(
+                    "canary {weight}%: baked, the judge undecided: a approves {to}% on your judgement, or wait for its verdict"
+                ));
+                tracing::info!(
+                    target: "cutover",
+                    "step at {weight}% baked, the judge undecided (no failure shown, not yet shown healthy): press a to go to {to}% on your own judgement, or wait for its verdict"
+                );
+            } else {
+                tracing::info!(target: "cutover", "step at {weight}% baked: press a to go to {to}%");
+            }
         }
         self.publish();
     }

@@ -63,14 +63,22 @@ impl Event {
                 operator,
                 count,
                 needed,
+                judge_undecided,
                 ..
             } => match (step, check) {
-                (Some(s), _) => match (count, needed) {
-                    (Some(c), Some(n)) if n > &1 => format!(
-                        "{stage}: step to {s}% approved by {operator} ({c} of {n} operators)"
-                    ),
-                    _ => format!("{stage}: step to {s}% approved by {operator}"),
-                },
+                (Some(s), _) => {
+                    let own = if *judge_undecided {
+                        " on their own judgement: the judge had not passed the step"
+                    } else {
+                        ""
+                    };
+                    match (count, needed) {
+                        (Some(c), Some(n)) if n > &1 => format!(
+                            "{stage}: step to {s}% approved by {operator} ({c} of {n} operators){own}"
+                        ),
+                        _ => format!("{stage}: step to {s}% approved by {operator}{own}"),
+                    }
+                }
                 (_, Some(c)) => format!("{stage} / {c}: confirmed by {operator}"),
                 _ => format!("{stage}: approved by {operator}"),
             },

@@ -81,6 +81,10 @@ pub enum Event {
         count: Option<u32>,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         needed: Option<u32>,
+        /// A step approved while the sequential judge had not passed it
+        /// (inconclusive after the bake): on the operator's own judgement.
+        #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+        judge_undecided: bool,
     },
     WeightRequested {
         weight: u8,

@@ -207,11 +207,15 @@ impl Story {
                     step,
                     check,
                     operator,
+                    judge_undecided,
                     ..
                 } => st.approvals.push(ApprovalLine {
                     ts: rfc3339(ts),
                     stage: *stage,
                     what: match (step, check) {
+                        (Some(step), _) if *judge_undecided => {
+                            format!("step to {step}% (the judge undecided: the operator's call)")
+                        }
                         (Some(step), _) => format!("step to {step}%"),
                         (_, Some(check)) => format!("check \"{check}\""),
                         _ => "approval".into(),

@@ -329,11 +329,28 @@ fn status_line(app: &App, traffic: &TrafficView, width: usize) -> Line<'static> 
         _ => {}
     }
     if moving && traffic.waiting_approval {
+        let undecided = s.thresholds.sequential
+            && s.verdict != Some(crate::domain::Verdict::Pass)
+            && !matches!(
+                s.gate,
+                Some(crate::engine::snapshot::Gate::AnalysisHold { .. })
+            );
         let to = traffic
             .next_step
-            .map(|n| format!(" (a advances to {n}%)"))
+            .map(|n| {
+                if undecided {
+                    format!(" (a advances to {n}% on your call)")
+                } else {
+                    format!(" (a advances to {n}%)")
+                }
+            })
             .unwrap_or_default();
-        items.push((format!("waiting for approval{to}"), theme.waiting));
+        let what = if undecided {
+            "judge undecided, waiting for approval"
+        } else {
+            "waiting for approval"
+        };
+        items.push((format!("{what}{to}"), theme.waiting));
     } else if moving && in_traffic && s.thresholds.sequential && traffic.baked >= traffic.bake {
         // The sequential bake is time at the step; the judge's pass moves on.
         items.push((

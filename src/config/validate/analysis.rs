@@ -81,12 +81,25 @@ pub(super) struct Inputs<'a> {
 pub(super) fn validate(v: &mut Validator, i: Inputs) -> AnalysisPlan {
     let d = AnalysisPlan::default();
     let Some(a) = i.analysis else {
-        let source = source(v, &i, &d);
+        // No method written: the source decides (see `default_method`).
+        let unwritten = AnalysisPlan {
+            method: Method::Threshold,
+            ..d.clone()
+        };
+        let source = source(v, &i, &unwritten);
         builtin_needs_builtin_router(v, &i, &source);
-        return AnalysisPlan { source, ..d };
+        return AnalysisPlan {
+            method: default_method(&source),
+            method_written: false,
+            source,
+            ..d
+        };
     };
     let r = &a.value;
-    let method = v.choice(&r.method, "method", d.method);
+    let written = r.method.is_some();
+    // Read as threshold while the source is checked when none is written:
+    // a source without counts then falls back to it rather than fail.
+    let method = v.choice(&r.method, "method", Method::Threshold);
     let slow_ms = v.whole(&r.slow_ms, "slow_ms", limits::SLOW_MS, d.slow_ms);
     let judged = AnalysisPlan {
         method,
@@ -123,8 +136,14 @@ pub(super) fn validate(v: &mut Validator, i: Inputs) -> AnalysisPlan {
     };
     let source = source(v, &i, &judged);
     builtin_needs_builtin_router(v, &i, &source);
+    let method = if written {
+        method
+    } else {
+        default_method(&source)
+    };
     AnalysisPlan {
         method,
+        method_written: written,
         alpha,
         tolerance,
         slow_ms,
@@ -221,6 +240,23 @@ fn builtin_needs_builtin_router(v: &mut Validator, i: &Inputs, source: &SourcePl
             at,
             format!("the builtin metric source reads the built-in router's own counts, but the router is kind \"{}\": add [analysis.source] with kind {}", kind.as_str(), others.join(", ")),
         );
+    }
+}
+
+/// The method of a plan that names none: sequential where the source is
+/// known to give cumulative counts (the built-in router, HAProxy, Prometheus
+/// with `requests_total` and `errors_total`), else threshold, so a plan
+/// written before the sequential judge (a command source printing window
+/// figures, Prometheus rate queries) runs as it did.
+pub(crate) fn default_method(source: &SourcePlan) -> Method {
+    match source {
+        SourcePlan::Builtin | SourcePlan::Haproxy(_) => Method::Sequential,
+        SourcePlan::Prometheus { queries, .. }
+            if queries.requests_total.is_some() && queries.errors_total.is_some() =>
+        {
+            Method::Sequential
+        }
+        SourcePlan::Prometheus { .. } | SourcePlan::Command { .. } => Method::Threshold,
     }
 }
 

@@ -193,16 +193,24 @@ fn the_method_and_the_judges_settings() {
 #[test]
 fn a_sequential_prometheus_source_needs_totals_queries() {
     let base = "[analysis.source]\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:9090\"\nerror_rate = 'rate(x{version=\"$version\"}[1m])'\nrequests = 'sum(x{version=\"$version\"})'\n";
-    let e = errors(&analysis(base));
+    let e = errors(&analysis(&format!("method = \"sequential\"\n{base}")));
     assert!(e.len() == 2, "{e:?}");
-    assert!(e[0].starts_with("13:1: the sequential method judges cumulative counts: the prometheus source needs requests_total"), "{e:?}");
+    assert!(e[0].starts_with("14:1: the sequential method judges cumulative counts: the prometheus source needs requests_total"), "{e:?}");
     assert!(e[1].contains("needs errors_total"), "{e:?}");
-    // The threshold method reads windows only.
+    // The threshold method reads windows only; with no method written, a
+    // source without totals is judged by it (a plan from before the judge).
     plan(&analysis(&format!("method = \"threshold\"\n{base}")));
+    let unwritten = plan(&analysis(base)).analysis;
+    assert_eq!(
+        (unwritten.method, unwritten.method_written),
+        (crate::config::Method::Threshold, false)
+    );
     // Totals, with a slow count whose bucket follows slow_ms.
     let p = plan(&analysis(&format!(
         "slow_ms = 250\n{base}requests_total = 'sum(x{{version=\"$version\"}})'\nerrors_total = 'sum(x{{version=\"$version\",code=~\"5..\"}})'\nslow_total = 'sum(c{{version=\"$version\"}}) - sum(b{{version=\"$version\",le=\"$slow_seconds\"}})'\n"
     )));
+    // With totals, the unwritten method is the sequential one.
+    assert_eq!(p.analysis.method, crate::config::Method::Sequential);
     match &p.analysis.source {
         SourcePlan::Prometheus { queries, .. } => {
             assert!(queries
@@ -225,4 +233,24 @@ fn a_sequential_prometheus_source_needs_totals_queries() {
         "15:14",
         "slow_total does not apply to the builtin source",
     );
+}
+
+#[test]
+fn with_no_method_written_the_source_chooses() {
+    use crate::config::Method;
+    let command = "[analysis.source]\nkind = \"command\"\nsample = \"./sample\"\n";
+    // A command's output is unknown until it runs: threshold, as before the
+    // judge, unless the plan says the command prints totals.
+    let a = plan(&analysis(command)).analysis;
+    assert_eq!((a.method, a.method_written), (Method::Threshold, false));
+    let a = plan(&analysis(&format!("method = \"sequential\"\n{command}"))).analysis;
+    assert_eq!((a.method, a.method_written), (Method::Sequential, true));
+    // The built-in router counts every request: sequential, with or
+    // without an [analysis] table.
+    let a = plan(&analysis("interval = \"1s\"\n")).analysis;
+    assert_eq!((a.method, a.method_written), (Method::Sequential, false));
+    let a = plan(&format!("{HEAD}{TRAFFIC}")).analysis;
+    assert_eq!(a.method, Method::Sequential);
+    let a = plan(&format!("{HEAD}{TRAFFIC}{command}")).analysis;
+    assert_eq!(a.method, Method::Threshold);
 }
