@@ -460,6 +460,12 @@ fn sequential_through_haproxys_own_counters_passes_a_healthy_canary_and_rolls_ba
             assert_eq!(out.status.code(), Some(0), "{}", describe(dir.path(), &out));
             assert!(judged.iter().any(|e| e["verdict"] == "pass"));
             assert_eq!((h.weight("v2"), h.weight("v1")), (100, 0));
+            // HAProxy's roundrobin served the weights: no split drift.
+            assert!(
+                events_named(&events, "weight_drift").is_empty(),
+                "{}",
+                describe(dir.path(), &out)
+            );
         }
     }
 }
@@ -503,4 +509,72 @@ fn sequential_through_haproxy_judged_by_prometheus_counters_rolls_back_a_failing
     assert_eq!(record["kinds"][0]["kind"], "errors", "{fail}");
     assert_eq!(record["kinds"][0]["verdict"], "fail", "{fail}");
     assert_eq!(fail["canary"]["totals"]["slow"], 0, "{fail}");
+}
+
+#[test]
+fn a_stable_marked_down_by_haproxy_is_a_split_drift_though_the_weight_reads_back_right() {
+    if !have_external("haproxy") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, stable) = demo_app("v1", &[]);
+    let (_v2, canary) = demo_app("v2", &[]);
+    let h = Haproxy::start_checked(dir.path(), stable, canary);
+    let plan = |split: bool| {
+        write_plan_judged(
+            dir.path(),
+            &h,
+            "kind = \"haproxy\"",
+            "1h",
+            "method = \"sequential\"\nmin_requests = 5",
+        );
+        let path = dir.path().join("deploy.toml");
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "steps = [50, 100]",
+            &format!("steps = [10, 100]\nmeasure_split = {split}"),
+        );
+        std::fs::write(path, text).unwrap();
+    };
+    plan(true);
+    let traffic = Traffic::start(h.front, Duration::from_millis(5), LIMIT);
+    let mut run = spawn_cutover(dir.path(), &["run", "--headless", "deploy.toml"]);
+    let state = dir.path().join("state");
+    wait_for_event(&state, LIMIT, |e| {
+        e["event"] == "weight_applied" && e["weight"] == 10
+    });
+    // HAProxy's checks mark stable down: every request goes to the canary,
+    // while both servers' weights still read 90 and 10.
+    drop(v1);
+    let status = wait_exit(&mut run, LIMIT);
+    traffic.stop();
+    let (_, events) = journal(&state);
+    let all = events
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let drift = events_named(&events, "weight_drift");
+    assert_eq!(drift.len(), 1, "{all}");
+    assert_eq!(drift[0]["expected"], 10, "{all}");
+    assert!(drift[0]["router_weight"].as_u64().unwrap() >= 50, "{all}");
+    assert!(
+        drift[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("measured from the router's own counts"),
+        "{all}"
+    );
+    // on_failure = rollback; with stable down the rollback is not clean.
+    let seq = |name: &str| events_named(&events, name)[0]["seq"].as_u64().unwrap();
+    assert!(seq("weight_drift") < seq("rollback_started"), "{all}");
+    assert_eq!(status.code(), Some(4), "{all}");
+    assert_eq!(
+        events.last().unwrap()["outcome"],
+        "rollback_failed",
+        "{all}"
+    );
+    // The plan can turn it off (a router sticky by design); check accepts it.
+    plan(false);
+    let checked = cutover(dir.path(), &["check", "deploy.toml"], LIMIT);
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked.stderr));
 }

@@ -169,6 +169,7 @@ const KEYS: &[&str] = &[
     "on_disconnect",
     "unattended_after",
     "step_deadline",
+    "measure_split",
     "kind",
     "listen",
     "stable",

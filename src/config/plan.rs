@@ -245,6 +245,10 @@ pub struct TrafficPlan {
     pub unattended_after: Duration,
     /// A step with no verdict for this long warns, then `on_failure`.
     pub step_deadline: Duration,
+    /// Compare the split the router serves, from its own per-server counts
+    /// (built-in or HAProxy source), with the weight; off for a router whose
+    /// stickiness (`balance source`, cookies) makes the split differ by design.
+    pub measure_split: bool,
     pub router: RouterPlan,
 }
 

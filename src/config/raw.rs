@@ -100,6 +100,7 @@ pub struct RawTraffic {
     pub on_disconnect: Option<S<String>>,
     pub unattended_after: Option<S<String>>,
     pub step_deadline: Option<S<String>>,
+    pub measure_split: Option<S<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

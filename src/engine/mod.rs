@@ -19,6 +19,7 @@ mod procedure;
 mod recovery;
 mod rollback;
 pub mod snapshot;
+pub mod split;
 mod state;
 mod traffic;
 mod weights;

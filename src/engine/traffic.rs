@@ -13,9 +13,10 @@ use chrono::Utc;
 use super::canary::{Canary, CanaryPlan, Decision, Input};
 use super::command::Effect;
 use super::snapshot::Gate;
+use super::split::{SplitDrift, SplitWatch};
 use super::weights::{AfterChange, InFlight, Purpose, ROUTER_TIMEOUT};
 use super::{Engine, Stop};
-use crate::config::Method;
+use crate::config::{Method, SourcePlan};
 use crate::domain::{
     GateTarget, MemberWeight, Operator, StageName, StageOutcome, TrackPair, WeightSource,
 };
@@ -107,6 +108,13 @@ impl Engine {
         }
         let mut sampling: Option<Sampling> = None;
         let mut unreadable = 0u32;
+        // The split served, where the source is the router's own counts.
+        let measurable = self.plan.traffic.as_ref().is_some_and(|t| t.measure_split)
+            && matches!(
+                self.plan.analysis.source,
+                SourcePlan::Builtin | SourcePlan::Haproxy(_)
+            );
+        let mut split = SplitWatch::default();
         while !canary.is_done() {
             self.show_canary(&canary);
             let unattended = self.unattended_deadline();
@@ -171,6 +179,17 @@ impl Engine {
                     if let (Some(members), None) = (&result.members, &inflight) {
                         self.show_members(members);
                     }
+                    let measured = match (&result.error, &inflight) {
+                        (None, None) if measurable => split.observe(
+                            self.state.weight,
+                            result.pair.canary.totals,
+                            result.pair.stable.totals,
+                        ),
+                        _ => {
+                            split.reset();
+                            None
+                        }
+                    };
                     let baked = canary.baked_after(a.interval);
                     let mut inputs = vec![self.record_sample(result.pair, result.error, a.interval, baked)?];
                     if let (Some(read), None) = (result.router_weight, &inflight) {
@@ -179,6 +198,12 @@ impl Engine {
                             None => (read, None),
                         };
                         inputs.extend(self.watch_router(read, detail, &mut unreadable, a.failure_limit)?);
+                    }
+                    if let Some(drift) = measured {
+                        // A read-back drift this interval already said it.
+                        if !inputs.iter().any(|i| matches!(i, Input::Drift { .. })) {
+                            inputs.push(self.split_drift(drift)?);
+                        }
                     }
                     for input in inputs {
                         let decisive = matches!(input, Input::Sample { decisive: true, .. });
@@ -369,6 +394,26 @@ impl Engine {
 
     /// Compares the router's read-back with the record: a drift is journaled,
     /// shown, and fed to the canary (which holds and applies `on_failure`).
+    /// Journals and shows a measured split that differs from the weight.
+    fn split_drift(&mut self, drift: SplitDrift) -> Result<Input, Stop> {
+        let measured = drift.measured_weight();
+        self.record(Event::WeightDrift {
+            expected: drift.expected,
+            router_weight: measured,
+            detail: format!(
+                "measured from the router's own counts: the canary served {} of {} requests ({:.1}%) at a weight of {}%",
+                drift.canary, drift.requests, drift.measured, drift.expected
+            ),
+        })?;
+        self.state.message = Some(format!(
+            "SPLIT DRIFT: the canary serves {:.0}% of requests, the record says {}%",
+            drift.measured, drift.expected
+        ));
+        Ok(Input::Drift {
+            router_weight: measured,
+        })
+    }
+
     fn watch_router(
         &mut self,
         read: Result<u8, String>,

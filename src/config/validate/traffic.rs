@@ -109,6 +109,7 @@ pub(super) fn validate(
         on_disconnect,
         unattended_after,
         step_deadline,
+        measure_split: r.measure_split.as_ref().is_none_or(|s| *s.get_ref()),
         router,
     })
 }
