@@ -85,9 +85,7 @@ impl SplitWatch {
             };
             return None;
         }
-        let Some((c0, s0)) = self.last.replace((canary, stable)) else {
-            return None;
-        };
+        let (c0, s0) = self.last.replace((canary, stable))?;
         match (
             canary.requests.checked_sub(c0.requests),
             stable.requests.checked_sub(s0.requests),
