@@ -171,6 +171,19 @@ fn demo_fault_is_rolled_back_by_the_judge(fault: &str, kind: &str) {
     assert_eq!(fin["outcome"], "succeeded", "{fin}");
     assert!(fin["weight_applied_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(events.last().unwrap()["outcome"], "rolled_back");
+    // The demo's stages before traffic take milliseconds: stable's baseline
+    // was read on before the first step, long enough that stable after the
+    // rollback is shown back to its rate before (not left undecided).
+    let baseline = &events_named(&events, "baseline")[0];
+    let readings = baseline["stable"].as_array().unwrap();
+    let served = readings.last().unwrap()["requests"].as_u64().unwrap()
+        - readings[0]["requests"].as_u64().unwrap();
+    assert!(served >= 2000, "{baseline}");
+    let recovered = events_named(&events, "recovery")
+        .into_iter()
+        .find(|r| !r["outcome"].is_null())
+        .unwrap_or_else(|| panic!("no recovery outcome"));
+    assert_eq!(recovered["outcome"], "recovered", "{recovered}");
     // Replayed from the journal: the same verdicts; a tolerance of 100 (a
     // canary up to 100× stable's rate counts as the same) would not have
     // rolled this one back at that analysis.

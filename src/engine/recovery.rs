@@ -27,6 +27,15 @@ use crate::record::{Event, RecoveryOutcome};
 
 /// Baseline readings kept: the most recent ones before the first step.
 const BASELINE_KEPT: usize = 120;
+/// What the baseline waits for before the first step: this many readings
+/// with requests and this many stable requests, for at most
+/// `BASELINE_WAIT_INTERVALS` analysis intervals and `BASELINE_WAIT_MAX`.
+/// A recovery check uses the baseline up interval by interval, and one of
+/// a few hundred requests cannot show stable back to its rate.
+const BASELINE_SPANS: usize = 3;
+const BASELINE_REQUESTS: u64 = 2000;
+const BASELINE_WAIT_INTERVALS: u32 = 10;
+const BASELINE_WAIT_MAX: Duration = Duration::from_secs(30);
 /// The longest the recovery check runs after a rollback.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(120);
 
@@ -67,6 +76,32 @@ impl Baseline {
         }
     }
 
+    /// Whether it is reading now.
+    pub fn running(&self) -> bool {
+        self.task.is_some()
+    }
+
+    /// Whether the baseline holds enough to compare a recovery with:
+    /// `BASELINE_SPANS` readings with requests since the first one, and
+    /// `BASELINE_REQUESTS` requests.
+    pub fn enough(&self) -> bool {
+        let r = self.readings.lock().unwrap_or_else(|p| p.into_inner());
+        let (Some(first), Some(last)) = (r.front(), r.back()) else {
+            return false;
+        };
+        let spans = r.iter().filter(|t| t.requests > first.requests).count();
+        spans >= BASELINE_SPANS && last.requests.saturating_sub(first.requests) >= BASELINE_REQUESTS
+    }
+
+    /// Whether stable served no request across the readings so far.
+    pub fn idle(&self) -> bool {
+        let r = self.readings.lock().unwrap_or_else(|p| p.into_inner());
+        match (r.front(), r.back()) {
+            (Some(first), Some(last)) => last.requests == first.requests,
+            _ => true,
+        }
+    }
+
     /// Stops reading and hands over what was read, oldest first.
     pub fn stop(&mut self) -> Vec<Totals> {
         if let Some(task) = self.task.take() {
@@ -103,6 +138,47 @@ impl Engine {
         if let Some(source) = self.source.clone() {
             self.baseline = Baseline::start(source, a.interval, a.window);
         }
+    }
+
+    /// Before the first step of a fresh run: when the stages before it went
+    /// by too fast for stable's baseline to be [`Baseline::enough`], reads
+    /// on for at most `BASELINE_WAIT_INTERVALS` intervals and
+    /// `BASELINE_WAIT_MAX` (the screen says so). Commands are heard meanwhile: a stop ends the wait, and
+    /// their other effects (a slider weight) are handed back for the canary
+    /// once it starts.
+    pub(crate) async fn fill_baseline(
+        &mut self,
+    ) -> Result<Vec<super::command::Effect>, super::Stop> {
+        let mut later = Vec::new();
+        if !self.baseline.running() || self.resume.is_some() {
+            return Ok(later);
+        }
+        let interval = self.plan.analysis.interval;
+        let wait = (interval * BASELINE_WAIT_INTERVALS).min(BASELINE_WAIT_MAX);
+        let until = tokio::time::Instant::now() + wait;
+        if self.baseline.enough() {
+            return Ok(later);
+        }
+        self.state.message = Some(format!(
+            "reading stable's baseline before the first step (at most {})",
+            humantime::format_duration(wait)
+        ));
+        self.publish();
+        // Stable serving nothing (or a source without its counts) after
+        // BASELINE_SPANS intervals: waiting longer would gain nothing.
+        let idle_until = tokio::time::Instant::now() + interval * BASELINE_SPANS as u32;
+        while !self.baseline.enough() && tokio::time::Instant::now() < until {
+            if tokio::time::Instant::now() >= idle_until && self.baseline.idle() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => later.push(self.interpret(cmd)?),
+                () = tokio::time::sleep((interval / 4).max(Duration::from_millis(20))) => {}
+            }
+        }
+        self.state.message = None;
+        Ok(later)
     }
 
     /// Ends the baseline at the first step and journals it.
@@ -305,7 +381,11 @@ fn summary(outcome: Option<RecoveryOutcome>, records: &[KindRecord], exhausted: 
         }
     };
     let detail: Vec<String> = records.iter().map(each).collect();
-    let detail = detail.join(", ");
+    let detail = if detail.is_empty() {
+        "no interval of it left to compare with".to_string()
+    } else {
+        detail.join(", ")
+    };
     match outcome {
         Some(RecoveryOutcome::Recovered) => format!("stable recovered: {detail}"),
         Some(RecoveryOutcome::StillWorse) => {

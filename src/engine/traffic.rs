@@ -87,6 +87,7 @@ impl Engine {
         // taken at once; stable's baseline ends here.
         self.sequential = super::judging::Sequential::default();
         self.state.evidence = None;
+        let early = self.fill_baseline().await?;
         self.end_baseline()?;
         let resumed = self.resume.as_ref();
         let start = Input::Start {
@@ -101,6 +102,14 @@ impl Engine {
         self.carry_out(&mut canary, first, &mut inflight, &mut slider_operator)?;
         if self.state.paused {
             canary.handle(Input::Paused(true));
+        }
+        // A slider weight asked while stable's baseline was read.
+        for effect in early {
+            if let Effect::SetWeight { weight, operator } = effect {
+                slider_operator = Some(operator);
+                let decisions = canary.handle(Input::SetWeight(weight));
+                self.carry_out(&mut canary, decisions, &mut inflight, &mut slider_operator)?;
+            }
         }
         let mut next_sample = tokio::time::Instant::now();
         if a.method == Method::Threshold {
