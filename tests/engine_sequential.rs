@@ -9,30 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use cutover::domain::{Operator, Outcome, RollbackSource, Verdict};
 use cutover::engine::{self, EngineHandle, EngineOptions};
 use cutover::judge::{EventKind, Reading, Verdict as Call};
 use cutover::record::{Event, RecoveryOutcome};
-use cutover::router::{BuiltRouter, Router, RouterError};
+use cutover::router::BuiltRouter;
 
-struct RecordingRouter {
-    weight: AtomicU8,
-}
-
-#[async_trait]
-impl Router for RecordingRouter {
-    fn kind(&self) -> &'static str {
-        "test"
-    }
-    async fn set_weight(&self, weight: u8) -> Result<(), RouterError> {
-        self.weight.store(weight, Ordering::SeqCst);
-        Ok(())
-    }
-    async fn current_weight(&self) -> Result<u8, RouterError> {
-        Ok(self.weight.load(Ordering::SeqCst))
-    }
-}
+mod common;
+use common::recording::RecordingRouter;
 
 /// One track's counters.
 #[derive(Default, Clone, Copy)]

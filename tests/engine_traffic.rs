@@ -7,30 +7,14 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use cutover::domain::{GateTarget, Operator, Outcome, RollbackSource, Verdict, WeightSource};
 use cutover::engine::snapshot::Gate;
 use cutover::engine::{self, Command, EngineHandle, EngineOptions, Fence};
 use cutover::record::Event;
-use cutover::router::{BuiltRouter, Router, RouterError};
+use cutover::router::BuiltRouter;
 
-struct RecordingRouter {
-    weight: AtomicU8,
-}
-
-#[async_trait]
-impl Router for RecordingRouter {
-    fn kind(&self) -> &'static str {
-        "test"
-    }
-    async fn set_weight(&self, weight: u8) -> Result<(), RouterError> {
-        self.weight.store(weight, Ordering::SeqCst);
-        Ok(())
-    }
-    async fn current_weight(&self) -> Result<u8, RouterError> {
-        Ok(self.weight.load(Ordering::SeqCst))
-    }
-}
+mod common;
+use common::recording::RecordingRouter;
 
 const HEALTHY: &str = r#"{"canary":{"requests":100,"errors":0,"p99_ms":10},"stable":{"requests":300,"errors":0,"p99_ms":10}}"#;
 const FAILING: &str = r#"{"canary":{"requests":100,"errors":40,"p99_ms":10},"stable":{"requests":300,"errors":0,"p99_ms":10}}"#;

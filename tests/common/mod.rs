@@ -3,6 +3,7 @@
 
 pub mod etcd;
 pub mod pty;
+pub mod recording;
 pub mod tmux;
 
 use std::io::Read;
