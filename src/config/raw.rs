@@ -336,48 +336,36 @@ fn check_list(
     stage: StageName,
     errors: &mut Errors,
 ) -> Vec<Located<RawCheck>> {
-    let mut out = Vec::new();
-    let mut one = |t: InlineTable, span: Range<usize>, errors: &mut Errors| {
-        if let Some((value, dropped)) = read_table(t, errors) {
-            out.push(Located {
-                span,
-                value,
-                dropped,
-            });
-        }
-    };
-    match item {
-        Item::ArrayOfTables(list) => {
-            for t in list {
-                let span = t.span().unwrap_or(at.clone());
-                one(t.into_inline_table(), span, errors);
-            }
-        }
-        Item::Value(Value::Array(list)) => {
-            for v in list {
-                let span = v.span().unwrap_or(at.clone());
-                match v {
-                    Value::InlineTable(t) => one(t, span, errors),
-                    other => errors.at(
-                        span,
-                        format!(
-                            "each [[{stage}]] check is a table with a name, not {}",
-                            other.type_name()
-                        ),
-                    ),
-                }
-            }
-        }
-        other => errors.at(
-            other.span().unwrap_or(at),
-            format!("{stage} is a list of checks: write each as [[{stage}]] with name = \"…\" and run, manual, http or tcp"),
-        ),
-    }
-    out
+    table_list(
+        item,
+        at,
+        errors,
+        &format!("each [[{stage}]] check is a table with a name"),
+        &format!("{stage} is a list of checks: write each as [[{stage}]] with name = \"…\" and run, manual, http or tcp"),
+    )
 }
 
 /// `[[traffic.routers]]`: each member a table like `[traffic.router]`.
 fn router_list(item: Item, at: Range<usize>, errors: &mut Errors) -> Vec<Located<RawRouter>> {
+    table_list(
+        item,
+        at,
+        errors,
+        "each [[traffic.routers]] member is a table with a name and a kind",
+        "traffic.routers is a list of routers: write each as [[traffic.routers]] with name = \"…\" and the keys of a [traffic.router]",
+    )
+}
+
+/// An array of tables (`[[x]]`, or `x = [{…}, …]`), each read as a `T`
+/// with its span. An element that is not a table is reported as
+/// "`each_is`, not <its type>"; a value that is not an array as `not_a_list`.
+fn table_list<T: DeserializeOwned>(
+    item: Item,
+    at: Range<usize>,
+    errors: &mut Errors,
+    each_is: &str,
+    not_a_list: &str,
+) -> Vec<Located<T>> {
     let mut out = Vec::new();
     let mut one = |t: InlineTable, span: Range<usize>, errors: &mut Errors| {
         if let Some((value, dropped)) = read_table(t, errors) {
@@ -400,20 +388,11 @@ fn router_list(item: Item, at: Range<usize>, errors: &mut Errors) -> Vec<Located
                 let span = v.span().unwrap_or(at.clone());
                 match v {
                     Value::InlineTable(t) => one(t, span, errors),
-                    other => errors.at(
-                        span,
-                        format!(
-                            "each [[traffic.routers]] member is a table with a name and a kind, not {}",
-                            other.type_name()
-                        ),
-                    ),
+                    other => errors.at(span, format!("{each_is}, not {}", other.type_name())),
                 }
             }
         }
-        other => errors.at(
-            other.span().unwrap_or(at),
-            "traffic.routers is a list of routers: write each as [[traffic.routers]] with name = \"…\" and the keys of a [traffic.router]",
-        ),
+        other => errors.at(other.span().unwrap_or(at), not_a_list),
     }
     out
 }
