@@ -154,14 +154,25 @@ async fn manual_approval_waits_after_the_bake_then_promotes() {
     })
     .await;
     // The next gate opens only once the step to 50% has baked.
-    tokio::time::timeout(
+    let gate = tokio::time::timeout(
         LIMIT,
         h.snapshots
             .wait_for(|s| matches!(s.gate, Some(Gate::Step { from: 50, to: 100 }))),
     )
     .await
     .unwrap()
-    .unwrap();
+    .map(|_| ());
+    if gate.is_err() {
+        let mut rest = Vec::new();
+        while let Ok(r) = h.records.try_recv() {
+            rest.push(r.event.describe());
+        }
+        panic!(
+            "the engine ended before the gate to 100%: {:?}\n{}",
+            h.task.await,
+            rest.join("\n")
+        );
+    }
     h.commands
         .send(Command::Approve {
             gate: GateTarget::Step { to: 100 },

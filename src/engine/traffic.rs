@@ -124,6 +124,10 @@ impl Engine {
                 SourcePlan::Builtin | SourcePlan::Haproxy(_)
             );
         let mut split = SplitWatch::default();
+        // The weight on record when the sample (and its read-back) began: a
+        // read-back from before a change that landed meanwhile says nothing
+        // of the weight now.
+        let mut sampled_at = self.state.weight;
         while !canary.is_done() {
             self.show_canary(&canary);
             let unattended = self.unattended_deadline();
@@ -175,6 +179,7 @@ impl Engine {
                         next_sample = now + a.interval;
                     }
                     let read_back = inflight.is_none();
+                    sampled_at = self.state.weight;
                     sampling = Some(self.sampler(a.window, read_back));
                     None
                 }
@@ -186,7 +191,9 @@ impl Engine {
                 }, if sampling.is_some() => {
                     sampling = None;
                     if let (Some(members), None) = (&result.members, &inflight) {
-                        self.show_members(members);
+                        if sampled_at == self.state.weight {
+                            self.show_members(members);
+                        }
                     }
                     let measured = match (&result.error, &inflight) {
                         (None, None) if measurable => split.observe(
@@ -201,7 +208,10 @@ impl Engine {
                     };
                     let baked = canary.baked_after(a.interval);
                     let mut inputs = vec![self.record_sample(result.pair, result.error, a.interval, baked)?];
-                    if let (Some(read), None) = (result.router_weight, &inflight) {
+                    let read_back = result.router_weight.filter(|_| {
+                        inflight.is_none() && sampled_at == self.state.weight
+                    });
+                    if let Some(read) = read_back {
                         let (read, detail) = match &result.members {
                             Some(members) => group_read(members, self.state.weight),
                             None => (read, None),
