@@ -36,6 +36,10 @@ const BASELINE_SPANS: usize = 3;
 const BASELINE_REQUESTS: u64 = 2000;
 const BASELINE_WAIT_INTERVALS: u32 = 10;
 const BASELINE_WAIT_MAX: Duration = Duration::from_secs(30);
+/// Readings in a row with no new stable request that end the recovery
+/// check undecided: with no traffic there is nothing to show, and the
+/// outcome should not wait for `RECOVERY_LIMIT`.
+const RECOVERY_IDLE_READINGS: u32 = 5;
 /// The longest the recovery check runs after a rollback.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(120);
 
@@ -240,6 +244,8 @@ impl Engine {
         }
         let policy = Sequential::config(&a).policy;
         let began = Instant::now();
+        let mut last_requests = start.requests;
+        let mut idle_readings = 0u32;
         self.state.recovery = Some(RecoveryView {
             summary: "checking stable against its rate before the canary".into(),
             recovered_ms: None,
@@ -254,6 +260,13 @@ impl Engine {
             let Some(now) = self.stable_totals().await else {
                 return;
             };
+            idle_readings = if now.requests == last_requests {
+                idle_readings + 1
+            } else {
+                0
+            };
+            last_requests = now.requests;
+            let idle = idle_readings >= RECOVERY_IDLE_READINGS;
             let mut records = Vec::new();
             let mut exhausted = false;
             for (kind, check) in checks.iter_mut() {
@@ -286,12 +299,18 @@ impl Engine {
                 Some(RecoveryOutcome::StillWorse)
             } else if passed {
                 Some(RecoveryOutcome::Recovered)
-            } else if exhausted || elapsed {
+            } else if exhausted || elapsed || idle {
                 Some(RecoveryOutcome::Undecided)
             } else {
                 None
             };
-            let summary = summary(outcome, &records, exhausted);
+            let summary = if idle && outcome == Some(RecoveryOutcome::Undecided) && !exhausted {
+                format!(
+                    "stable's recovery undecided: stable served no request in the last {RECOVERY_IDLE_READINGS} readings"
+                )
+            } else {
+                summary(outcome, &records, exhausted)
+            };
             let after_ms = (outcome == Some(RecoveryOutcome::Recovered)).then(|| {
                 (Utc::now() - requested_at)
                     .num_microseconds()
